@@ -1,0 +1,164 @@
+"""Records passed between stages.
+
+Every record is a frozen dataclass: a stage receives them, builds new ones and
+hands them on; nothing is mutated in place. Times are timezone-aware UTC.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+
+KINDS = ("news", "commentary", "op-ed", "announcement", "research", "digest", "guide")
+
+
+@dataclass(frozen=True)
+class Source:
+    """A publisher: a feed, a newsletter sender or a site."""
+
+    id: str
+    name: str
+    tier: int = 3
+    kind: str | None = None  # default kind of its items
+    url: str | None = None  # feed URL to fetch, if any
+    site: str | None = None  # home page
+    match: tuple[str, ...] = ()  # domains, addresses and list ids that belong to it
+    origin: str = "auto"  # config, opml or auto
+
+
+@dataclass(frozen=True)
+class SourceHint:
+    """What a document says about who published it."""
+
+    name: str | None = None
+    site_url: str | None = None
+    feed_url: str | None = None
+    email: str | None = None
+    list_id: str | None = None
+
+
+@dataclass(frozen=True)
+class RawDocument:
+    """An input exactly as it arrived, kept so normalizing can be re-run."""
+
+    id: str  # sha256 of the payload
+    origin: str  # file path or URL
+    media: str  # feed, email, mbox, html, markdown or text
+    payload: bytes
+    received: datetime
+    headers: tuple[tuple[str, str], ...] = ()
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One item as a reader found it, before cleaning."""
+
+    guid: str | None
+    url: str | None
+    title: str | None
+    author: str | None
+    published: datetime | None
+    content: str
+    content_type: str  # html, markdown or text
+    categories: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class ParsedDocument:
+    hint: SourceHint
+    entries: tuple[Entry, ...]
+    warnings: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Item:
+    """One normalized item, ready to be stored."""
+
+    id: str
+    source_id: str
+    guid: str
+    url: str | None
+    title: str
+    author: str | None
+    published: datetime | None
+    body: str  # Markdown
+    content_hash: str
+    raw_id: str | None = None
+    categories: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class StoredItem:
+    """An item as read back from the store, with what later stages added."""
+
+    id: str
+    source_id: str
+    source_name: str
+    tier: int
+    url: str | None
+    title: str
+    author: str | None
+    published: datetime | None
+    first_seen: datetime
+    body: str
+    content_hash: str
+    kind: str | None = None
+    topics: tuple[str, ...] = ()
+    event_id: str | None = None
+    source_kind: str | None = None
+    categories: tuple[str, ...] = ()
+
+    @property
+    def when(self) -> datetime:
+        """The time the item is about: when it was published, else when first seen."""
+        return self.published or self.first_seen
+
+
+@dataclass(frozen=True)
+class TopicRule:
+    id: str
+    label: str
+    phrases: tuple[str, ...]
+    exclude: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class TopicMatch:
+    topic_id: str
+    score: float
+    terms: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class ItemTags:
+    item_id: str
+    kind: str
+    topics: tuple[TopicMatch, ...]
+
+
+@dataclass(frozen=True)
+class Event:
+    id: str
+    item_ids: tuple[str, ...]
+    headline_item_id: str
+    title: str
+    related: tuple[tuple[str, float], ...] = ()
+
+
+@dataclass(frozen=True)
+class Problem:
+    """Something that went wrong with one input; the run goes on."""
+
+    where: str  # file path, URL or source id
+    message: str
+
+    def __str__(self) -> str:
+        return f"{self.where}: {self.message}"
+
+
+@dataclass(frozen=True)
+class StepResult:
+    stage: str
+    counts: dict[str, int] = field(default_factory=dict)
+    problems: tuple[Problem, ...] = ()
+    paths: tuple[str, ...] = ()  # files written
