@@ -360,6 +360,9 @@ class Store:
                 },
             )
             return "new"
+        if (existing["source_id"], existing["guid"]) != (item.source_id, item.guid):
+            # A copy found by URL or content: the first arrival keeps its link.
+            values["url"] = existing["url"]
         if all(existing[k] == v for k, v in values.items()):
             return "unchanged"
         # Changed content: keep the identity and first_seen; tagging must run again.

@@ -1,0 +1,545 @@
+"""`pipeline fetch` against a real HTTP server on 127.0.0.1, started by each test.
+
+No mocks of httpx and nothing on the internet: the feeds are small RSS and
+Atom documents built here and served by a ThreadingHTTPServer in a thread.
+"""
+
+from __future__ import annotations
+
+import gzip
+import json
+import re
+import socket
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+from xml.sax.saxutils import escape
+
+import pytest
+
+from pipeline import fetch as fetch_mod
+from pipeline.config import Config, load_config
+from pipeline.fetch import fetch_sources
+from pipeline.store import Store, ts
+
+from .conftest import run_cli, write_config
+
+T1 = datetime(2025, 3, 1, 8, 0, tzinfo=timezone.utc)
+T2 = T1 + timedelta(hours=1)
+USER_AGENT = "pipeline-tests/1.0 (+fetch suite)"
+
+
+# --- the server ----------------------------------------------------------------
+
+
+@dataclass
+class Reply:
+    body: bytes = b""
+    status: int = 200
+    headers: dict[str, str] = field(default_factory=dict)
+    chunked: bool = False  # Transfer-Encoding: chunked, no Content-Length
+    delay: float = 0.0  # seconds to wait before answering
+    stall: float = 0.0  # seconds to pause halfway through the body
+
+
+@dataclass
+class Seen:
+    """One request as the server received it; header names are lower-case."""
+
+    path: str
+    headers: dict[str, str]
+
+
+Route = Reply | Callable[[Seen], Reply]
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+    block_on_close = False  # a handler still sleeping must never hold up the teardown
+    feeds: FeedServer
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        exc = sys.exc_info()[1]
+        # The client hanging up first (timeouts, refused oversize bodies) is expected.
+        if not isinstance(exc, ConnectionError):
+            self.feeds.errors.append(exc)
+
+
+class _Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"  # keep-alive and chunked bodies, like a real feed host
+    server: _Server
+
+    def log_message(self, format: str, *args: Any) -> None:
+        pass
+
+    def do_GET(self) -> None:
+        feeds = self.server.feeds
+        seen = Seen(self.path, {k.lower(): v for k, v in self.headers.items()})
+        feeds.requests.append(seen)
+        route = feeds.routes.get(self.path)
+        if route is None:
+            reply = Reply(b"no such feed", 404)
+        else:
+            reply = route(seen) if callable(route) else route
+        if reply.delay:
+            feeds.release.wait(reply.delay)
+        self.send_response(reply.status)
+        for name, value in reply.headers.items():
+            self.send_header(name, value)
+        if reply.status == 304:
+            self.end_headers()
+            return
+        if reply.chunked:
+            self.send_header("Transfer-Encoding", "chunked")
+            self.end_headers()
+            for i in range(0, len(reply.body), 512):
+                chunk = reply.body[i : i + 512]
+                self.wfile.write(b"%x\r\n%s\r\n" % (len(chunk), chunk))
+            self.wfile.write(b"0\r\n\r\n")
+        else:
+            self.send_header("Content-Length", str(len(reply.body)))
+            self.end_headers()
+            half = len(reply.body) // 2
+            self.wfile.write(reply.body[:half])
+            if reply.stall:
+                self.wfile.flush()
+                self.server.feeds.release.wait(reply.stall)
+            self.wfile.write(reply.body[half:])
+
+
+class FeedServer:
+    def __init__(self) -> None:
+        self.routes: dict[str, Route] = {}
+        self.requests: list[Seen] = []
+        self.errors: list[BaseException | None] = []
+        self.release = threading.Event()
+        self.httpd = _Server(("127.0.0.1", 0), _Handler)
+        self.httpd.feeds = self
+        self.port = self.httpd.server_address[1]
+        self.thread = threading.Thread(target=self.httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+
+    def url(self, path: str) -> str:
+        return f"http://127.0.0.1:{self.port}{path}"
+
+    def seen(self, path: str) -> list[Seen]:
+        return [r for r in self.requests if r.path == path]
+
+
+@pytest.fixture
+def server() -> Iterator[FeedServer]:
+    srv = FeedServer()
+    srv.thread.start()
+    try:
+        yield srv
+    finally:
+        srv.release.set()  # wake handlers that are still sleeping
+        srv.httpd.shutdown()
+        srv.httpd.server_close()
+        srv.thread.join(timeout=5)
+    assert not srv.errors, f"the test server itself failed: {srv.errors}"
+
+
+def closed_port_url() -> str:
+    """A URL on a port nothing listens on: connecting is refused at once."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    return f"http://127.0.0.1:{port}/feed.xml"
+
+
+# --- feeds and config ------------------------------------------------------------
+
+
+def rss(site: str, *items: tuple[str, str, str]) -> bytes:
+    """An RSS 2.0 feed; each item is (guid, title, text). Links are unique per site."""
+    body = "".join(
+        f"<item><guid isPermaLink=\"false\">{escape(guid)}</guid><title>{escape(title)}</title>"
+        f"<link>https://{site}.example/{escape(guid)}</link><description>{escape(text)}</description>"
+        f"<pubDate>Sat, 01 Mar 2025 07:00:00 GMT</pubDate></item>"
+        for guid, title, text in items
+    )
+    return (
+        f'<?xml version="1.0" encoding="UTF-8"?>\n<rss version="2.0"><channel><title>{site}</title>'
+        f"<link>https://{site}.example/</link><description>test feed</description>{body}</channel></rss>\n"
+    ).encode()
+
+
+def atom(site: str, *entries: tuple[str, str, str]) -> bytes:
+    body = "".join(
+        f"<entry><id>urn:{site}:{escape(eid)}</id><title>{escape(title)}</title>"
+        f'<link href="https://{site}.example/{escape(eid)}"/><updated>2025-03-01T07:00:00Z</updated>'
+        f"<summary>{escape(text)}</summary></entry>"
+        for eid, title, text in entries
+    )
+    return (
+        f'<?xml version="1.0" encoding="utf-8"?>\n<feed xmlns="http://www.w3.org/2005/Atom">'
+        f"<title>{site}</title><id>urn:{site}</id><updated>2025-03-01T07:00:00Z</updated>{body}</feed>\n"
+    ).encode()
+
+
+def small_feed(site: str) -> bytes:
+    return rss(site, ("one", f"{site} first story", "First text."), ("two", f"{site} second story", "Second text."))
+
+
+FEED_V1 = rss(
+    "alpha",
+    ("a", "Alpha launches a model", "Alpha released a model today."),
+    ("b", "Beta ships a patch", "Beta fixed a bug in its server."),
+)
+FEED_V2 = rss(
+    "alpha",
+    ("a", "Alpha launches a model, corrected", "Alpha released a model today, a day late."),
+    ("b", "Beta ships a patch", "Beta fixed a bug in its server."),
+    ("c", "Gamma raises funding", "Gamma raised a new round."),
+)
+# Cut off inside the root element: no reader can recover anything from it.
+BROKEN = b'<?xml version="1.0" encoding="UTF-8"?>\n<rss version="2.0"'
+
+
+def _replace_once(text: str, old: str, new: str) -> str:
+    assert text.count(old) == 1, f"config.toml no longer has exactly one {old!r}"
+    return text.replace(old, new)
+
+
+def make_config(
+    tmp_path: Path, sources: dict[str, str], *, timeout: float = 5.0, max_bytes: int | None = None
+) -> tuple[Path, Config]:
+    """The project config with only the given [[sources]] (id -> URL) to fetch."""
+    extra = "".join(f'\n[[sources]]\nid = "{sid}"\nname = "{sid}"\nurl = "{url}"\n' for sid, url in sources.items())
+    path = write_config(tmp_path, extra)
+    text = path.read_text(encoding="utf-8")
+    # The shipped OPML lists real internet feeds: never fetch those here.
+    text, n = re.subn(r"(?m)^opml = .*$", 'opml = ""', text)
+    assert n == 1, "config.toml no longer has one fetch.opml line"
+    text = _replace_once(text, "timeout = 20.0", f"timeout = {timeout}")
+    text = _replace_once(text, 'user_agent = "pipeline/0.1 (feed reader and digest builder)"', f'user_agent = "{USER_AGENT}"')
+    if max_bytes is not None:
+        text = _replace_once(text, "max_bytes = 10_000_000", f"max_bytes = {max_bytes}")
+    path.write_text(text, encoding="utf-8")
+    config = load_config(path)
+    assert config.fetch.opml is None
+    assert [s.id for s in config.sources if s.url] == list(sources)
+    return path, config
+
+
+def counts_without_runs(store: Store) -> dict[str, int]:
+    return {k: v for k, v in store.table_counts().items() if k != "runs"}
+
+
+def item_rows(store: Store) -> list[dict[str, Any]]:
+    return list(store.db.query("SELECT * FROM items ORDER BY id"))
+
+
+def raw_rows(store: Store, origin: str) -> list[dict[str, Any]]:
+    return list(store.db.query("SELECT * FROM raw_documents WHERE origin = ? ORDER BY received", [origin]))
+
+
+def titles(store: Store, source_id: str) -> set[str]:
+    return {i.title for i in store.items(source=source_id)}
+
+
+# --- first fetch, conditional requests, unchanged and changed bodies ---------------
+
+
+def test_first_fetch_stores_the_raw_feed_and_its_items_and_sends_the_user_agent(server: FeedServer, tmp_path: Path):
+    server.routes["/feed.xml"] = Reply(FEED_V1, headers={"Content-Type": "application/rss+xml; charset=utf-8"})
+    url = server.url("/feed.xml")
+    _, config = make_config(tmp_path, {"alpha": url})
+    with Store(config.store.path) as store:
+        result = fetch_sources(store, config, T1)
+
+        assert result.problems == ()
+        assert result.counts == {"fetched": 1, "files read": 1, "new": 2}
+        [raw] = raw_rows(store, url)
+        assert raw["payload"] == FEED_V1
+        assert raw["source_id"] == "alpha"
+        assert raw["media"] == "feed"
+        assert raw["parse_error"] is None
+        assert ["content-type", "application/rss+xml; charset=utf-8"] in json.loads(raw["headers"])
+        items = store.items(source="alpha")
+        assert {i.title for i in items} == {"Alpha launches a model", "Beta ships a patch"}
+        assert {i.first_seen for i in items} == {T1}
+        state = store.fetch_state("alpha")
+        assert state["last_status"] == "200"
+        assert state["last_error"] is None
+        assert state["last_fetched"] == ts(T1)
+
+    [request] = server.requests
+    assert request.headers["user-agent"] == USER_AGENT
+    assert "if-none-match" not in request.headers and "if-modified-since" not in request.headers
+
+
+@pytest.mark.parametrize(
+    ("validator", "conditional", "value"),
+    [
+        ("ETag", "if-none-match", '"feed-v1"'),
+        ("Last-Modified", "if-modified-since", "Sat, 01 Mar 2025 06:00:00 GMT"),
+    ],
+    ids=["etag", "last-modified"],
+)
+def test_a_validator_is_sent_back_and_a_304_changes_nothing(
+    server: FeedServer, tmp_path: Path, validator: str, conditional: str, value: str
+):
+    def route(req: Seen) -> Reply:
+        if req.headers.get(conditional) == value:
+            return Reply(status=304, headers={validator: value})
+        return Reply(FEED_V1, headers={validator: value})
+
+    server.routes["/feed.xml"] = route
+    _, config = make_config(tmp_path, {"alpha": server.url("/feed.xml")})
+    with Store(config.store.path) as store:
+        first = fetch_sources(store, config, T1)
+        assert first.counts == {"fetched": 1, "files read": 1, "new": 2}
+        before_counts, before_items = counts_without_runs(store), item_rows(store)
+
+        second = fetch_sources(store, config, T2)
+
+        assert second.problems == ()
+        assert second.counts == {"not modified": 1}
+        assert counts_without_runs(store) == before_counts  # no new raw document, no new item
+        assert item_rows(store) == before_items  # nothing touched, not even `updated`
+        state = store.fetch_state("alpha")
+        assert state["last_status"] == "304"
+        assert state["last_error"] is None
+        assert state["last_fetched"] == ts(T2)
+        assert state["etag" if validator == "ETag" else "last_modified"] == value
+
+    first_request, second_request = server.requests
+    assert conditional not in first_request.headers
+    assert second_request.headers[conditional] == value
+
+
+def test_a_server_that_ignores_conditions_and_sends_the_same_bytes_is_not_read_again(
+    server: FeedServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
+    # Always 200 with the full body, whatever the request says.
+    server.routes["/feed.xml"] = Reply(FEED_V1, headers={"ETag": '"always-the-same"'})
+    parsed: list[str] = []
+    real_store_document = fetch_mod.store_document
+
+    def spy(store: Store, config: Config, doc: Any, now: datetime, **kw: Any) -> Any:
+        parsed.append(doc.origin)
+        return real_store_document(store, config, doc, now, **kw)
+
+    monkeypatch.setattr(fetch_mod, "store_document", spy)
+    url = server.url("/feed.xml")
+    _, config = make_config(tmp_path, {"alpha": url})
+    with Store(config.store.path) as store:
+        fetch_sources(store, config, T1)
+        before_counts, before_items = counts_without_runs(store), item_rows(store)
+
+        second = fetch_sources(store, config, T2)
+
+        assert second.problems == ()
+        assert second.counts == {"fetched": 1, "unchanged bodies": 1}
+        assert parsed == [url]  # read on the first fetch only
+        assert counts_without_runs(store) == before_counts
+        assert item_rows(store) == before_items
+        assert store.fetch_state("alpha")["last_status"] == "200"
+    assert server.requests[1].headers["if-none-match"] == '"always-the-same"'
+
+
+def test_a_changed_feed_updates_the_edited_item_in_place_and_adds_the_new_one(server: FeedServer, tmp_path: Path):
+    bodies = [FEED_V1, FEED_V2]
+    server.routes["/feed.xml"] = lambda req: Reply(bodies.pop(0))
+    url = server.url("/feed.xml")
+    _, config = make_config(tmp_path, {"alpha": url})
+    with Store(config.store.path) as store:
+        fetch_sources(store, config, T1)
+        before = {r["guid"]: r for r in item_rows(store)}
+
+        second = fetch_sources(store, config, T2)
+
+        assert second.problems == ()
+        assert second.counts == {"fetched": 1, "files read": 1, "updated": 1, "unchanged": 1, "new": 1}
+        after = {r["guid"]: r for r in item_rows(store)}
+        assert set(after) == {"a", "b", "c"}
+        edited = after["a"]
+        assert edited["id"] == before["a"]["id"]
+        assert edited["title"] == "Alpha launches a model, corrected"
+        assert "a day late" in edited["body"]
+        assert edited["first_seen"] == ts(T1)
+        assert edited["updated"] == ts(T2)
+        assert after["b"] == before["b"]
+        assert after["c"]["first_seen"] == ts(T2)
+        assert [r["payload"] for r in raw_rows(store, url)] == [FEED_V1, FEED_V2]
+        assert counts_without_runs(store)["items"] == 3
+
+
+# --- failures ------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("failure", ["404", "500", "refused", "timeout", "stalled-body"])
+def test_a_failing_source_is_recorded_and_reported_and_the_others_are_still_fetched(
+    server: FeedServer, tmp_path: Path, failure: str
+):
+    server.routes["/before.xml"] = Reply(small_feed("before"))
+    server.routes["/after.xml"] = Reply(small_feed("after"))
+    if failure == "500":
+        server.routes["/bad.xml"] = Reply(b"oops", 500)
+    elif failure == "timeout":
+        server.routes["/bad.xml"] = Reply(small_feed("bad"), delay=3.0)  # released at teardown
+    elif failure == "stalled-body":
+        server.routes["/bad.xml"] = Reply(small_feed("bad"), stall=3.0)  # headers sent, then silence
+    bad = closed_port_url() if failure == "refused" else server.url("/bad.xml")  # 404: no route
+    timeout = 0.5 if failure in ("timeout", "stalled-body") else 5.0
+    _, config = make_config(
+        tmp_path,
+        {"before": server.url("/before.xml"), "bad": bad, "after": server.url("/after.xml")},
+        timeout=timeout,
+    )
+    with Store(config.store.path) as store:
+        started = time.monotonic()
+        result = fetch_sources(store, config, T1)
+        elapsed = time.monotonic() - started
+
+        state = store.fetch_state("bad")
+        expected_status, expected_error = {
+            "404": ("404", "HTTP 404 Not Found"),
+            "500": ("500", "HTTP 500 Internal Server Error"),
+            "refused": ("error", "refused"),
+            "timeout": ("error", "timed out"),
+            "stalled-body": ("error", "timed out"),
+        }[failure]
+        assert state["last_status"] == expected_status
+        assert expected_error.lower() in state["last_error"].lower()
+        assert state["last_fetched"] == ts(T1)
+        [problem] = result.problems
+        assert problem.where == bad
+        assert problem.message == state["last_error"]
+        assert bad in str(problem)
+        assert result.counts == {"fetched": 2, "files read": 2, "new": 4, "failed": 1}
+        assert titles(store, "before") == {"before first story", "before second story"}
+        assert titles(store, "after") == {"after first story", "after second story"}
+        assert raw_rows(store, bad) == []
+        assert store.fetch_state("after")["last_status"] == "200"
+    assert elapsed < timeout + 2.0
+
+
+def test_a_broken_xml_body_is_reported_with_the_parse_error_and_kept(server: FeedServer, tmp_path: Path):
+    server.routes["/broken.xml"] = Reply(BROKEN)
+    server.routes["/ok.xml"] = Reply(small_feed("ok"))
+    bad = server.url("/broken.xml")
+    _, config = make_config(tmp_path, {"broken": bad, "ok": server.url("/ok.xml")})
+    with Store(config.store.path) as store:
+        result = fetch_sources(store, config, T1)
+
+        [problem] = result.problems
+        assert problem.where == bad
+        assert problem.message.startswith("not a readable feed")
+        assert "line 2" in problem.message  # where the XML breaks
+        [raw] = raw_rows(store, bad)
+        assert raw["payload"] == BROKEN
+        assert raw["parse_error"] == problem.message
+        assert raw["source_id"] == "broken"
+        assert store.items(source="broken") == []
+        assert titles(store, "ok") == {"ok first story", "ok second story"}
+        assert result.counts == {"fetched": 2, "failed": 1, "files read": 1, "new": 2}
+
+
+@pytest.mark.parametrize("chunked", [False, True], ids=["content-length", "chunked"])
+def test_an_oversize_body_is_refused_naming_the_limit(server: FeedServer, tmp_path: Path, chunked: bool):
+    big = rss("big", *((f"g{n}", f"Story number {n}", "Some text. " * 5) for n in range(30)))
+    small = small_feed("small")
+    assert len(big) > 4000 and len(small) < 2000
+    server.routes["/big.xml"] = Reply(big, chunked=chunked)
+    server.routes["/small.xml"] = Reply(small, chunked=chunked)
+    bad = server.url("/big.xml")
+    _, config = make_config(tmp_path, {"big": bad, "small": server.url("/small.xml")}, max_bytes=2000)
+    with Store(config.store.path) as store:
+        result = fetch_sources(store, config, T1)
+
+        [problem] = result.problems
+        assert problem.where == bad
+        assert "limit of 2000" in problem.message
+        if not chunked:
+            assert f"{len(big)} bytes" in problem.message  # refused on the declared length
+        state = store.fetch_state("big")
+        assert state["last_status"] == "error"
+        assert state["last_error"] == problem.message
+        assert raw_rows(store, bad) == []
+        assert store.items(source="big") == []
+        assert titles(store, "small") == {"small first story", "small second story"}
+        assert result.counts == {"fetched": 1, "files read": 1, "new": 2, "failed": 1}
+
+
+# --- transport details -----------------------------------------------------------------
+
+
+def test_a_gzip_encoded_response_is_decoded(server: FeedServer, tmp_path: Path):
+    body = atom("zipped", ("1", "Zipped entry one", "First."), ("2", "Zipped entry two", "Second."))
+    server.routes["/feed.atom"] = Reply(
+        gzip.compress(body), headers={"Content-Encoding": "gzip", "Content-Type": "application/atom+xml"}
+    )
+    url = server.url("/feed.atom")
+    _, config = make_config(tmp_path, {"zipped": url})
+    with Store(config.store.path) as store:
+        result = fetch_sources(store, config, T1)
+
+        assert result.problems == ()
+        assert result.counts == {"fetched": 1, "files read": 1, "new": 2}
+        [raw] = raw_rows(store, url)
+        assert raw["payload"] == body  # stored decoded, so its id is the hash of the feed itself
+        assert titles(store, "zipped") == {"Zipped entry one", "Zipped entry two"}
+    assert "gzip" in server.requests[0].headers.get("accept-encoding", "")
+
+
+def test_a_301_redirect_is_followed(server: FeedServer, tmp_path: Path):
+    server.routes["/old.xml"] = Reply(status=301, headers={"Location": server.url("/new.xml")})
+    server.routes["/new.xml"] = Reply(small_feed("moved"))
+    url = server.url("/old.xml")
+    _, config = make_config(tmp_path, {"moved": url})
+    with Store(config.store.path) as store:
+        result = fetch_sources(store, config, T1)
+
+        assert result.problems == ()
+        assert result.counts == {"fetched": 1, "files read": 1, "new": 2}
+        assert titles(store, "moved") == {"moved first story", "moved second story"}
+        [raw] = raw_rows(store, url)  # recorded under the configured URL
+        assert raw["source_id"] == "moved"
+        assert store.fetch_state("moved")["last_status"] == "200"
+    assert [r.path for r in server.requests] == ["/old.xml", "/new.xml"]
+    assert all(r.headers["user-agent"] == USER_AGENT for r in server.requests)
+
+
+# --- the command line ------------------------------------------------------------------
+
+
+def test_cli_fetch_exits_0_when_every_source_succeeds(server: FeedServer, tmp_path: Path):
+    server.routes["/one.xml"] = Reply(small_feed("one"))
+    server.routes["/two.atom"] = Reply(atom("two", ("x", "Two entry", "Text.")))
+    path, config = make_config(tmp_path, {"one": server.url("/one.xml"), "two": server.url("/two.atom")})
+
+    result = run_cli("fetch", config=path)
+
+    assert result.code == 0, result.err
+    assert result.out.splitlines()[0].startswith("fetch:")
+    assert result.out.splitlines()[0] == "fetch: 2 fetched, 2 files read, 3 new"
+    assert sorted(r.path for r in server.requests) == ["/one.xml", "/two.atom"]
+    with Store(config.store.path) as store:
+        assert [r["status"] for r in store.last_runs()] == ["ok"]
+        assert titles(store, "two") == {"Two entry"}
+
+
+def test_cli_fetch_exits_3_and_names_the_url_when_a_source_fails(server: FeedServer, tmp_path: Path):
+    server.routes["/one.xml"] = Reply(small_feed("one"))
+    missing = server.url("/missing.xml")
+    path, config = make_config(tmp_path, {"one": server.url("/one.xml"), "missing": missing})
+
+    result = run_cli("fetch", config=path)
+
+    assert result.code == 3, (result.out, result.err)
+    assert missing in result.err
+    assert "HTTP 404" in result.err
+    summary = result.out.splitlines()[0]
+    assert summary.startswith("fetch:")
+    assert "1 failed" in summary and "1 fetched" in summary
+    with Store(config.store.path) as store:
+        assert store.fetch_state("missing")["last_status"] == "404"
+        assert [r["status"] for r in store.last_runs()] == ["partial"]
