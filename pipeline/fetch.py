@@ -89,7 +89,7 @@ def fetch_sources(store: Store, config: Config, now: datetime, *, only: set[str]
                 headers["If-Modified-Since"] = state["last_modified"]
             try:
                 response = download(client, source.url, headers, config.fetch.max_bytes)
-            except (httpx.HTTPError, TooLarge) as exc:
+            except (httpx.HTTPError, httpx.InvalidURL, TooLarge) as exc:
                 message = str(exc) or type(exc).__name__
                 store.record_fetch(source.id, when=now, status="error", error=message)
                 problems.append(Problem(source.url, message))
@@ -115,20 +115,24 @@ def fetch_sources(store: Store, config: Config, now: datetime, *, only: set[str]
                     if k.lower() in ("content-type", "etag", "last-modified", "content-location")
                 ),
             )
+            counts["fetched"] += 1
+            error = None
+            if store.has_raw(doc.id):
+                counts["unchanged bodies"] += 1
+            else:
+                c, p = store_document(store, config, doc, now, source=source, known=known)
+                counts.update(c)
+                problems.extend(p)
+                error = "; ".join(x.message for x in p) or None
+            # validators are kept only once the body is stored, so a failed store is fetched again
             store.record_fetch(
                 source.id,
                 when=now,
                 status=str(response.status),
+                error=error,
                 etag=response.headers.get("etag"),
                 last_modified=response.headers.get("last-modified"),
             )
-            counts["fetched"] += 1
-            if False:
-                counts["unchanged bodies"] += 1
-                continue
-            c, p = store_document(store, config, doc, now, source=source, known=known)
-            counts.update(c)
-            problems.extend(p)
     for p in problems:
         log.warning("fetch failed: %s", p)
     return StepResult("fetch", dict(counts), tuple(problems))
