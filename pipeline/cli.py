@@ -14,6 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import click
 
@@ -23,7 +24,10 @@ from . import fetch as fetch_mod
 from . import ingest as ingest_mod
 from . import tag as tag_mod
 from .config import Config, ConfigError, load_config
-from .models import StepResult
+from .interrupt import install_signal_handlers, reset as reset_stop, stop_requested
+from .lock import LockTimeout, LockWaitStopped, StageLock, close_dead_runs, lock_path
+from .logs import FORMATS as LOG_FORMATS, add_log_file, setup_logging
+from .models import KINDS, StepResult
 from .readers import parse_when
 from .store import Store
 
@@ -47,6 +51,7 @@ class PipelineError(click.ClickException):
 class State:
     config_path: Path
     now_text: str | None
+    log_format: str = "text"
     _config: Config | None = field(default=None, repr=False)
 
     @property
@@ -56,6 +61,9 @@ class State:
                 self._config = load_config(self.config_path)
             except ConfigError as exc:
                 raise PipelineError("\n".join(f"{self.config_path}: {p}" for p in exc.problems)) from None
+            log_cfg = self._config.log
+            if log_cfg.file is not None:
+                add_log_file(log_cfg.file, max_bytes=log_cfg.max_bytes, backups=log_cfg.backups, fmt=self.log_format)
         return self._config
 
     @property
@@ -76,19 +84,18 @@ class State:
 pass_state = click.make_pass_decorator(State)
 
 
-def _setup_logging(verbose: int, quiet: bool) -> None:
+def _setup_logging(verbose: int, quiet: bool, log_format: str = "text") -> None:
     level = logging.ERROR if quiet else {0: logging.WARNING, 1: logging.INFO}.get(verbose, logging.DEBUG)
-    handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(logging.Formatter("%(levelname)s: %(message)s"))
-    root = logging.getLogger("pipeline")
-    root.handlers[:] = [handler]
-    root.setLevel(level)
-    root.propagate = False
-    for name in ("httpx", "httpcore"):
-        logging.getLogger(name).setLevel(logging.WARNING)
+    setup_logging(level, log_format)
 
 
 def _summary(result: StepResult) -> str:
+    if result.stage == "fetch":
+        rest = ", ".join(
+            f"{v} {k}" for k, v in sorted(result.counts.items())
+            if v and k not in ("fetched", "not modified", "failed", "new")
+        )
+        return f"fetch: {fetch_mod.summary_line(result)}" + (f" ({rest})" if rest else "")
     counts = ", ".join(f"{v} {k}" for k, v in sorted(result.counts.items()) if v) or "nothing to do"
     return f"{result.stage}: {counts}"
 
@@ -97,7 +104,18 @@ def _execute(state: State, command: str, work: Callable[[Store, Config, datetime
     """Run a state-changing command: record it, print its results, exit with the right code."""
     config = state.config
     now = state.now
-    with state.open_store() as store:
+    reset_stop()
+    install_signal_handlers()  # SIGTERM/SIGINT: finish the current input, record "interrupted", exit 0
+    lock = StageLock(lock_path(config.store.path), command=command, timeout=config.schedule.lock_timeout)
+    try:
+        lock.acquire()  # one state-changing command at a time, manual or scheduled
+    except LockTimeout as exc:
+        raise PipelineError(str(exc)) from None
+    except LockWaitStopped as exc:
+        click.echo(f"{command}: {exc}; nothing was done", err=True)
+        return
+    with lock, state.open_store() as store:
+        close_dead_runs(store, datetime.now(timezone.utc))
         run_id = store.start_run(command, now)
         results: list[StepResult] = []
         try:
@@ -112,10 +130,11 @@ def _execute(state: State, command: str, work: Callable[[Store, Config, datetime
             raise
         problems = [str(p) for r in results for p in r.problems]
         counts = {f"{r.stage}.{k}": v for r in results for k, v in r.counts.items()}
+        interrupted = stop_requested()
         store.finish_run(
             run_id,
             now=datetime.now(timezone.utc),
-            status="partial" if problems else "ok",
+            status="interrupted" if interrupted else "partial" if problems else "ok",
             counts=counts,
             problems=problems,
         )
@@ -123,6 +142,9 @@ def _execute(state: State, command: str, work: Callable[[Store, Config, datetime
         click.echo(_summary(r))
         for path in r.paths:
             click.echo(path)
+    if interrupted:
+        click.echo(f"{command}: stopped on request; run it again to finish the rest", err=True)
+        return
     if problems:
         click.echo(f"{len(problems)} input(s) skipped; see the messages above", err=True)
         sys.exit(EXIT_PARTIAL)
@@ -146,12 +168,21 @@ def _execute(state: State, command: str, work: Callable[[Store, Config, datetime
     metavar="TIME",
     help="Act as if the current time were TIME (ISO 8601), for reproducible runs.",
 )
+@click.option(
+    "--log-format",
+    type=click.Choice(LOG_FORMATS),
+    default="text",
+    show_default=True,
+    envvar="PIPELINE_LOG_FORMAT",
+    help="Log lines as text or as one JSON object per line (also $PIPELINE_LOG_FORMAT).",
+)
 @click.version_option(package_name="pipeline")
 @click.pass_context
-def cli(ctx: click.Context, config_path: Path, verbose: int, quiet: bool, now_text: str | None) -> None:
+def cli(ctx: click.Context, config_path: Path, verbose: int, quiet: bool, now_text: str | None,
+        log_format: str) -> None:
     """Read feeds, newsletters and pages; tag and cluster them; write digests."""
-    _setup_logging(verbose, quiet)
-    ctx.obj = State(config_path=config_path, now_text=now_text)
+    _setup_logging(verbose, quiet, log_format)
+    ctx.obj = State(config_path=config_path, now_text=now_text, log_format=log_format)
 
 
 @cli.command()
@@ -166,26 +197,52 @@ def run(state: State) -> None:
     def work(store: Store, config: Config, now: datetime) -> list[StepResult]:
         results = []
         if config.fetch.on_run:
-            results.append(fetch_mod.fetch_sources(store, config, now))
-        if config.ingest.on_run:
+            results.append(_fetch_with_progress(store, config, now))
+        if config.ingest.on_run and not stop_requested():
             results.append(ingest_mod.ingest_paths(store, config, config.ingest.paths, now))
+        if stop_requested():  # the remaining stages wait for the next run
+            return results
         results.append(tag_mod.tag_step(store, config, now))
         results.append(cluster_mod.cluster_step(store, config, now))
-        results.append(digest_mod.digest_step(store, config, now))
+        for period in config.digest.periods:
+            results.append(digest_mod.digest_step(store, config, now, period=period))
         return results
 
     _execute(state, "run", work)
 
 
+def _fetch_with_progress(store: Store, config: Config, now: datetime, *, only: set[str] | None = None,
+                         force: bool = False) -> StepResult:
+    """The fetch step, with a progress bar on stderr when stderr is a terminal."""
+    if not sys.stderr.isatty():
+        return fetch_mod.fetch_sources(store, config, now, only=only, force=force)
+    from tqdm import tqdm
+
+    with tqdm(total=0, file=sys.stderr, unit="feed", desc="fetch", leave=False) as bar:
+
+        def on_total(n: int) -> None:
+            bar.total = n
+            bar.refresh()
+
+        return fetch_mod.fetch_sources(store, config, now, only=only, force=force, progress=bar.update,
+                                       on_total=on_total)
+
+
 @cli.command()
 @click.option("--source", "only", multiple=True, metavar="ID", help="Fetch only this source (id or URL); repeatable.")
+@click.option("--force", is_flag=True,
+              help="Fetch every feed now, ignoring minimum intervals, Cache-Control, Retry-After and backoff "
+                   "(conditional headers are still sent).")
 @pass_state
-def fetch(state: State, only: tuple[str, ...]) -> None:
-    """Download the feeds of sources that have a URL (config [[sources]] and fetch.opml)."""
+def fetch(state: State, only: tuple[str, ...], force: bool) -> None:
+    """Download the feeds that are due (config [[sources]], fetch.opml and `pipeline sources add`).
+
+    Prints one line: fetched, not modified, failed, new items.
+    """
     _execute(
         state,
         "fetch",
-        lambda store, config, now: [fetch_mod.fetch_sources(store, config, now, only=set(only) or None)],
+        lambda store, config, now: [_fetch_with_progress(store, config, now, only=set(only) or None, force=force)],
     )
 
 
@@ -220,13 +277,89 @@ def cluster(state: State) -> None:
     _execute(state, "cluster", lambda store, config, now: [cluster_mod.cluster_step(store, config, now)])
 
 
+def _time_option(value: str | None, name: str) -> datetime | None:
+    if value is None:
+        return None
+    when = parse_when(value)
+    if when is None:
+        raise PipelineError(f"{name}: cannot read {value!r} as a date and time")
+    return when
+
+
 @cli.command()
 @click.option("--period", type=click.Choice(digest_mod.PERIODS), default="daily", show_default=True,
               help="Which digest to write.")
+@click.option("--date", "date_text", metavar="DATE",
+              help="Write the digest of this past date (YYYY-MM-DD; for weekly also YYYY-Www) instead of the current one.")
+@click.option("--since", metavar="TIME", help="One-off digest of items first seen from TIME (ISO 8601); not recorded.")
+@click.option("--until", metavar="TIME", help="End of a one-off digest (default: now).")
+@click.option("--deliver/--no-deliver", default=None,
+              help="Mail the digest to digest.email.to (default: digest.email.on_digest).")
 @pass_state
-def digest(state: State, period: str) -> None:
-    """Write the digest of items first seen since the previous digest of the same period."""
-    _execute(state, "digest", lambda store, config, now: [digest_mod.digest_step(store, config, now, period=period)])
+def digest(state: State, period: str, date_text: str | None, since: str | None, until: str | None,
+           deliver: bool | None) -> None:
+    """Write the digest of items first seen since the previous digest of the same period.
+
+    Writes Markdown, HTML, plain text and an e-mail (.eml) of the digest, then
+    the event and topic pages, the index and the Atom feeds around it.
+    """
+    since_dt = _time_option(since, "--since")
+    until_dt = _time_option(until, "--until")
+    if date_text and (since or until):
+        raise click.UsageError("--date cannot be combined with --since/--until")
+    if date_text:
+        try:
+            digest_mod.parse_period_key(period, date_text)
+        except ValueError:
+            raise PipelineError(f"--date: cannot read {date_text!r} as a date (YYYY-MM-DD or YYYY-Www)") from None
+    if until_dt is not None and since_dt is None:
+        raise click.UsageError("--until needs --since")
+    _execute(
+        state,
+        "digest",
+        lambda store, config, now: [
+            digest_mod.digest_step(store, config, now, period=period, date=date_text, since=since_dt, until=until_dt,
+                                   deliver=deliver)
+        ],
+    )
+
+
+@cli.command()
+@click.option("--period", type=click.Choice(digest_mod.PERIODS), default=None,
+              help="Only digests of this period (default: the newest of each period in digest.periods).")
+@click.option("--date", "date_text", metavar="DATE", help="The digest of this date (YYYY-MM-DD or YYYY-Www).")
+@click.option("--resend-unknown", is_flag=True,
+              help="Also send deliveries that an interrupted run may or may not have sent.")
+@pass_state
+def deliver(state: State, period: str | None, date_text: str | None, resend_unknown: bool) -> None:
+    """Mail digests to digest.email.to over SMTP, never twice to the same address.
+
+    The password is read from the environment variable named by
+    digest.email.password_env.
+    """
+    from . import deliver as deliver_mod
+
+    def work(store: Store, config: Config, now: datetime) -> list[StepResult]:
+        ids = None
+        if date_text or period:
+            periods = [period] if period else list(config.digest.periods)
+            try:
+                keys = {p: digest_mod.parse_period_key(p, date_text) for p in periods} if date_text else {}
+            except ValueError:
+                raise PipelineError(f"--date: cannot read {date_text!r} as a date (YYYY-MM-DD or YYYY-Www)") from None
+            entries = store.digest_entries()
+            ids = [
+                e.id
+                for e in sorted(entries, key=lambda e: e.date, reverse=True)
+                if e.period in periods and (not keys or e.date == keys[e.period])
+            ]
+            if not date_text:
+                ids = ids[:1]
+            if not ids:
+                raise PipelineError("no such digest; write it first with pipeline digest")
+        return [deliver_mod.deliver_digests(store, config, now, digest_ids=ids, resend_unknown=resend_unknown)]
+
+    _execute(state, "deliver", work)
 
 
 @cli.command()
@@ -246,6 +379,19 @@ def status(state: State) -> None:
             f"  {s['tier']:<5}{s['name'][:33]:<34}{s['raw']:>5}{s['items']:>7}{s['tagged']:>8}"
             f"{s['clustered']:>11}  {fetched}"
         )
+    with state.open_store() as store:
+        feeds = store.source_fetch_report()
+    if feeds:
+        click.echo(f"\nFeeds ({len(feeds)}):")
+        click.echo(f"  {'SOURCE':<28}{'STATUS':<8}{'LAST SUCCESS':<27}{'ERRORS':>7}  {'NEXT ATTEMPT':<27}{'ITEMS':>6}")
+        for f in feeds:
+            nxt = f"disabled: {f['disabled']}" if f["disabled"] else (f["next_attempt"] or "now")
+            click.echo(
+                f"  {f['id'][:27]:<28}{f['last_status'] or '-':<8}{f['last_success'] or '-':<27}"
+                f"{f['consecutive_errors']:>7}  {nxt:<27}{f['items']:>6}"
+            )
+            if f["last_error"] and f["last_status"] not in ("200", "304"):
+                click.echo(f"      {f['last_error']}")
     click.echo("\nStages:")
     for name, count in stages.items():
         click.echo(f"  {name:<22}{count:>7}")
@@ -254,7 +400,14 @@ def status(state: State) -> None:
         click.echo("  none yet")
     for r in runs:
         problems = f", {len(r['problems'])} problem(s)" if r["problems"] else ""
-        click.echo(f"  #{r['id']:<4}{r['command']:<10}{r['started']}  {r['status']}{problems}")
+        click.echo(f"  #{r['id']:<4}{r['command']:<15}{r['started']}  {r['status']}{problems}")
+    from . import schedule as schedule_mod  # apscheduler only loads for the commands that need it
+
+    with state.open_store() as store:
+        lines = schedule_mod.status_lines(store, state.config, state.now)
+    click.echo("\nSchedule:")
+    for line in lines:
+        click.echo(line)
 
 
 @cli.command()
@@ -297,6 +450,141 @@ def items(state: State, topic: str | None, source: str | None, since: str | None
             date = i.when.strftime("%Y-%m-%d")
             topics = ",".join(i.topics) or "-"
             click.echo(f"{i.id}  {date}  t{i.tier}  {i.source_name[:22]:<22}  {topics[:30]:<30}  {i.title[:80]}")
+
+
+@cli.group()
+def sources() -> None:
+    """List, add, remove, import and export the feeds to fetch.
+
+    Sources come from config.toml [[sources]], the fetch.opml file and this
+    command (kept in the database). `pipeline sources export` writes OPML 2.0
+    that `pipeline sources import` and fetch.opml read back.
+    """
+
+
+@sources.command("list")
+@pass_state
+def sources_list(state: State) -> None:
+    """Show every source with a feed URL: id, tier, where it is defined, URL, last status."""
+    config = state.config
+    with state.open_store() as store:
+        subscribed, problems = fetch_mod.subscribed_sources(config, store)
+        store.sync_sources([s for s in subscribed if s.origin != "cli"])
+        states = store.fetch_states()
+    for p in problems:
+        click.echo(f"warning: {p}", err=True)
+    click.echo(f"{'ID':<30}{'TIER':<5}{'ORIGIN':<8}{'STATUS':<10}URL")
+    for s in sorted((s for s in subscribed if s.url), key=lambda s: (s.tier, s.id)):
+        st = states.get(s.id, {})
+        status = "disabled" if st.get("disabled") else (st.get("last_status") or "-")
+        click.echo(f"{s.id[:29]:<30}{s.tier:<5}{s.origin:<8}{status:<10}{s.url}")
+
+
+@sources.command("add")
+@click.argument("url")
+@click.option("--name", help="Display name (default: the feed's domain).")
+@click.option("--tier", type=click.IntRange(1, 3), help="Source tier, 1 (primary) to 3 (default: default_tier).")
+@click.option("--kind", type=click.Choice(KINDS), help="Default kind of its items.")
+@click.option("--category", help="Folder it goes under in an OPML export.")
+@click.option("--min-interval", type=click.FloatRange(min=0), metavar="MINUTES",
+              help="Its own minimum time between two fetches (default: fetch.min_interval).")
+@pass_state
+def sources_add(state: State, url: str, name: str | None, tier: int | None, kind: str | None, category: str | None,
+                min_interval: float | None) -> None:
+    """Follow the feed at URL; given a web page, follow the feed it announces (<link rel="alternate">)."""
+    with state.open_store() as store:
+        try:
+            source = fetch_mod.add_source(store, state.config, url, name=name, tier=tier, kind=kind,
+                                          category=category, min_interval=min_interval)
+        except fetch_mod.AddError as exc:
+            raise PipelineError(str(exc)) from None
+    click.echo(f"added {source.id}: {source.url}")
+
+
+@sources.command("remove")
+@click.argument("source_id", metavar="ID")
+@pass_state
+def sources_remove(state: State, source_id: str) -> None:
+    """Stop following a source added with `pipeline sources add` or `import` (its stored items stay)."""
+    config = state.config
+    with state.open_store() as store:
+        subscribed, _ = fetch_mod.subscribed_sources(config, store)
+        match = [s for s in subscribed if s.id == source_id]
+        if not match:
+            raise PipelineError(f"{source_id}: no such source")
+        if match[0].origin != "cli":
+            where = "config.toml [[sources]]" if match[0].origin == "config" else "the fetch.opml file"
+            raise PipelineError(f"{source_id}: defined in {where}; remove it there")
+        outcome = store.remove_source(source_id)
+    click.echo(f"removed {source_id}" + (" (its stored items stay)" if outcome == "unsubscribed" else ""))
+
+
+@sources.command("import")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@pass_state
+def sources_import(state: State, file: Path) -> None:
+    """Follow every feed of an OPML file (with its categories, and tier and kind attributes)."""
+    from .sources import OpmlError, read_opml
+
+    config = state.config
+    try:
+        listed = read_opml(file.read_bytes(), default_tier=config.default_tier)
+    except (OSError, OpmlError) as exc:
+        raise PipelineError(f"{file}: {exc}") from None
+    with state.open_store() as store:
+        added, present = fetch_mod.import_sources(store, config, listed)
+    click.echo(f"imported {len(added)} source(s); {len(present)} already followed")
+
+
+@sources.command("export")
+@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path),
+              help="Write to this file (default: stdout).")
+@pass_state
+def sources_export(state: State, output: Path | None) -> None:
+    """Write every followed feed as OPML 2.0 (categories as folders, tier and kind as attributes)."""
+    from .sources import write_opml
+
+    with state.open_store() as store:
+        subscribed, _ = fetch_mod.subscribed_sources(state.config, store)
+    data = write_opml(subscribed)
+    if output is None:
+        click.echo(data.decode("utf-8"), nl=False)
+        return
+    tmp = output.with_name(output.name + ".tmp")
+    tmp.write_bytes(data)
+    tmp.replace(output)
+    click.echo(str(output))
+
+
+@cli.command()
+@click.option("--list", "list_only", is_flag=True,
+              help="Print the jobs and their next run times (from --now), then exit without running them.")
+@pass_state
+def schedule(state: State, list_only: bool) -> None:
+    """Run in the foreground: fetch, ingest, tag and cluster at an interval, and write the daily and
+    weekly digests at their times (config [schedule]); first make the digests missed while it was down.
+
+    Stops on SIGTERM or Ctrl-C after the running job finishes its current input (a second signal
+    stops at once).
+    """
+    from . import schedule as schedule_mod  # the only module that imports apscheduler
+
+    config = state.config
+    try:
+        specs = schedule_mod.job_specs(config, start=state.now)
+    except schedule_mod.ScheduleError as exc:
+        raise PipelineError("\n".join(f"{state.config_path}: {p}" for p in exc.problems)) from None
+    if list_only:
+        tz = config.schedule.timezone
+        for job_id, when in schedule_mod.next_fire_times(specs, state.now).items():
+            spec = next(s for s in specs if s.id == job_id)
+            nxt = when.astimezone(ZoneInfo(tz)).isoformat() if when else "never"
+            click.echo(f"{job_id:<15}{nxt:<27}{spec.description}")
+        return
+    try:
+        schedule_mod.run_scheduler(config)
+    except schedule_mod.ScheduleError as exc:
+        raise PipelineError("\n".join(exc.problems)) from None
 
 
 def main() -> None:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import re
 import tomllib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -44,6 +44,13 @@ class FetchConfig:
     timeout: float
     user_agent: str
     max_bytes: int
+    connect_timeout: float = 10.0  # seconds to establish a connection
+    total_timeout: float = 120.0  # seconds one download may take in all
+    workers: int = 12  # downloads at once, over all hosts
+    per_host: int = 2  # downloads at once from one host
+    min_interval: float = 30.0  # minutes between two scheduled fetches of a feed
+    max_backoff: float = 24.0  # hours: longest wait after repeated failures
+    parse_workers: int = 0  # processes that read fetched feeds; 0: one per CPU
 
 
 @dataclass(frozen=True)
@@ -62,16 +69,67 @@ class ClusterConfig:
 
 
 @dataclass(frozen=True)
+class EmailConfig:
+    """Where and how digests are mailed ([digest.email]); no recipients means no e-mail."""
+
+    to: tuple[str, ...] = ()
+    sender: str = "pipeline@localhost"
+    host: str = "localhost"
+    port: int = 587
+    security: str = "starttls"  # starttls, ssl or none
+    username: str = ""
+    password_env: str = "PIPELINE_SMTP_PASSWORD"
+    ca_file: Path | None = None
+    timeout: float = 30.0
+    on_digest: bool = False
+
+
+EMAIL_SECURITY = ("starttls", "ssl", "none")
+PERIOD_NAMES = ("daily", "weekly")
+
+
+@dataclass(frozen=True)
 class DigestConfig:
     output_dir: Path
     timezone: str
     title_stories: int
     max_items: int
     templates: Path | None
+    site_url: str = ""
+    site_title: str = "Data Points"
+    cutoff_hour: int = 0
+    periods: tuple[str, ...] = ("daily",)
+    nothing_new: bool = False
+    email: EmailConfig = field(default_factory=lambda: EmailConfig())
 
     @property
     def tz(self) -> ZoneInfo:
         return ZoneInfo(self.timezone)
+
+
+@dataclass(frozen=True)
+class ScheduleConfig:
+    """The jobs of `pipeline schedule` ([schedule])."""
+
+    interval_minutes: float = 60.0  # fetch, ingest, tag and cluster this often; 0: never
+    fetch: bool = True  # whether the interval job downloads feeds
+    ingest: bool = True  # whether the interval job reads ingest.paths
+    timezone: str = "UTC"  # time zone of the cron times (default: digest.timezone)
+    daily: str = "0 7 * * *"  # crontab time of the daily digest; "": none
+    weekly: str = "0 7 * * mon"  # crontab time of the weekly digest; "": none
+    deliver: bool = False  # deliver each digest after writing it
+    misfire_grace: int = 3600  # seconds a late job may still start
+    catch_up_days: int = 7  # how far back missed digests are made on start; 0: never
+    lock_timeout: float = 600.0  # seconds a command waits for another to finish
+
+
+@dataclass(frozen=True)
+class LogConfig:
+    """Where logs go besides stderr ([log])."""
+
+    file: Path | None = None  # rotating log file; None: stderr only
+    max_bytes: int = 1_000_000
+    backups: int = 5
 
 
 @dataclass(frozen=True)
@@ -86,6 +144,8 @@ class Config:
     default_tier: int
     sources: tuple[Source, ...]
     topics: tuple[TopicRule, ...]
+    schedule: ScheduleConfig = field(default_factory=lambda: ScheduleConfig())
+    log: LogConfig = field(default_factory=lambda: LogConfig())
 
 
 # --- a small schema walker -------------------------------------------------
@@ -166,7 +226,8 @@ def load_config(path: str | Path) -> Config:
 
 def parse_config(data: dict[str, Any], *, base: Path, path: Path) -> Config:
     r = _Reader()
-    sections = {"store", "ingest", "fetch", "tag", "cluster", "digest", "sources", "topics", "default_tier"}
+    sections = {"store", "ingest", "fetch", "tag", "cluster", "digest", "sources", "topics", "default_tier",
+                "schedule", "log"}
     r.unknown(data, "", sections)
 
     def resolve(value: str) -> Path:
@@ -188,7 +249,12 @@ def parse_config(data: dict[str, Any], *, base: Path, path: Path) -> Config:
 
     # [fetch]
     t = r.table(data.get("fetch"), "fetch")
-    r.unknown(t, "fetch.", {"opml", "on_run", "timeout", "user_agent", "max_bytes"})
+    r.unknown(
+        t,
+        "fetch.",
+        {"opml", "on_run", "timeout", "user_agent", "max_bytes", "connect_timeout", "total_timeout", "workers",
+         "per_host", "min_interval", "max_backoff", "parse_workers"},
+    )
     opml_value = r.value(t, "fetch.", "opml", str, "")
     opml = resolve(opml_value) if opml_value else None
     if opml is not None:
@@ -199,9 +265,23 @@ def parse_config(data: dict[str, Any], *, base: Path, path: Path) -> Config:
         timeout=r.value(t, "fetch.", "timeout", float, 20.0),
         user_agent=r.value(t, "fetch.", "user_agent", str, DEFAULT_USER_AGENT),
         max_bytes=r.value(t, "fetch.", "max_bytes", int, 10_000_000),
+        connect_timeout=r.value(t, "fetch.", "connect_timeout", float, 10.0),
+        total_timeout=r.value(t, "fetch.", "total_timeout", float, 120.0),
+        workers=r.value(t, "fetch.", "workers", int, 12),
+        per_host=r.value(t, "fetch.", "per_host", int, 2),
+        min_interval=r.value(t, "fetch.", "min_interval", float, 30.0),
+        max_backoff=r.value(t, "fetch.", "max_backoff", float, 24.0),
+        parse_workers=r.value(t, "fetch.", "parse_workers", int, 0),
     )
     r.check(fetch.timeout > 0, "fetch.timeout", "must be greater than 0")
     r.check(fetch.max_bytes > 0, "fetch.max_bytes", "must be greater than 0")
+    r.check(fetch.connect_timeout > 0, "fetch.connect_timeout", "must be greater than 0")
+    r.check(fetch.total_timeout > 0, "fetch.total_timeout", "must be greater than 0")
+    r.check(1 <= fetch.workers <= 256, "fetch.workers", "must be between 1 and 256")
+    r.check(1 <= fetch.per_host <= 64, "fetch.per_host", "must be between 1 and 64")
+    r.check(fetch.min_interval >= 0, "fetch.min_interval", "must be 0 or more")
+    r.check(fetch.max_backoff > 0, "fetch.max_backoff", "must be greater than 0")
+    r.check(fetch.parse_workers >= 0, "fetch.parse_workers", "must be 0 or more")
 
     # [tag]
     t = r.table(data.get("tag"), "tag")
@@ -232,7 +312,12 @@ def parse_config(data: dict[str, Any], *, base: Path, path: Path) -> Config:
 
     # [digest]
     t = r.table(data.get("digest"), "digest")
-    r.unknown(t, "digest.", {"output_dir", "timezone", "title_stories", "max_items", "templates"})
+    r.unknown(
+        t,
+        "digest.",
+        {"output_dir", "timezone", "title_stories", "max_items", "templates", "site_url", "site_title",
+         "cutoff_hour", "periods", "nothing_new", "email"},
+    )
     templates_value = r.value(t, "digest.", "templates", str, "")
     templates = resolve(templates_value) if templates_value else None
     if templates is not None:
@@ -243,6 +328,20 @@ def parse_config(data: dict[str, Any], *, base: Path, path: Path) -> Config:
         title_stories=r.value(t, "digest.", "title_stories", int, 3),
         max_items=r.value(t, "digest.", "max_items", int, 40),
         templates=templates,
+        site_url=r.value(t, "digest.", "site_url", str, ""),
+        site_title=r.value(t, "digest.", "site_title", str, "Data Points"),
+        cutoff_hour=r.value(t, "digest.", "cutoff_hour", int, 0),
+        periods=r.value(t, "digest.", "periods", list, ("daily",)),
+        nothing_new=r.value(t, "digest.", "nothing_new", bool, False),
+        email=_read_email(r, t.get("email"), resolve),
+    )
+    r.check(0 <= digest.cutoff_hour <= 23, "digest.cutoff_hour", "must be an hour from 0 to 23")
+    for i, name in enumerate(digest.periods):
+        r.check(name in PERIOD_NAMES, f"digest.periods[{i}]", f"must be one of {', '.join(PERIOD_NAMES)}")
+    r.check(
+        not digest.site_url or re.match(r"^https?://[^/\s]+", digest.site_url) is not None,
+        "digest.site_url",
+        "must be an absolute http(s) URL",
     )
     try:
         ZoneInfo(digest.timezone)
@@ -250,6 +349,9 @@ def parse_config(data: dict[str, Any], *, base: Path, path: Path) -> Config:
         r.problems.append(f"digest.timezone: unknown time zone {digest.timezone!r}")
     r.check(digest.title_stories >= 1, "digest.title_stories", "must be at least 1")
     r.check(digest.max_items >= 1, "digest.max_items", "must be at least 1")
+
+    schedule = _read_schedule(r, data.get("schedule"), digest.timezone)
+    log_config = _read_log(r, data.get("log"), resolve)
 
     default_tier = r.value(data, "", "default_tier", int, 3)
     r.check(default_tier in (1, 2, 3), "default_tier", "must be 1, 2 or 3")
@@ -270,7 +372,40 @@ def parse_config(data: dict[str, Any], *, base: Path, path: Path) -> Config:
         default_tier=default_tier,
         sources=sources,
         topics=topics,
+        schedule=schedule,
+        log=log_config,
     )
+
+
+def _read_email(r: _Reader, value: Any, resolve: Any) -> EmailConfig:
+    p = "digest.email."
+    t = r.table(value, "digest.email")
+    r.unknown(t, p, {"to", "sender", "host", "port", "security", "username", "password_env", "ca_file", "timeout",
+                     "on_digest"})
+    ca_value = r.value(t, p, "ca_file", str, "")
+    ca_file = resolve(ca_value) if ca_value else None
+    if ca_file is not None:
+        r.check(ca_file.is_file(), f"{p}ca_file", f"no such file: {ca_file}")
+    email = EmailConfig(
+        to=r.value(t, p, "to", list, ()),
+        sender=r.value(t, p, "sender", str, "pipeline@localhost"),
+        host=r.value(t, p, "host", str, "localhost"),
+        port=r.value(t, p, "port", int, 587),
+        security=r.value(t, p, "security", str, "starttls"),
+        username=r.value(t, p, "username", str, ""),
+        password_env=r.value(t, p, "password_env", str, "PIPELINE_SMTP_PASSWORD"),
+        ca_file=ca_file,
+        timeout=r.value(t, p, "timeout", float, 30.0),
+        on_digest=r.value(t, p, "on_digest", bool, False),
+    )
+    address = re.compile(r"^[^@\s<>]+@[^@\s<>]+$")
+    for i, to in enumerate(email.to):
+        r.check(bool(address.match(to)), f"{p}to[{i}]", f"not an e-mail address: {to!r}")
+    r.check(bool(address.match(email.sender)), f"{p}sender", f"not an e-mail address: {email.sender!r}")
+    r.check(email.security in EMAIL_SECURITY, f"{p}security", f"must be one of {', '.join(EMAIL_SECURITY)}")
+    r.check(0 < email.port < 65536, f"{p}port", "must be a port number")
+    r.check(email.timeout > 0, f"{p}timeout", "must be greater than 0")
+    return email
 
 
 def _array_of_tables(r: _Reader, value: Any, key: str) -> list[dict[str, Any]]:
@@ -330,3 +465,60 @@ def _read_topics(r: _Reader, value: Any) -> tuple[TopicRule, ...]:
             )
         )
     return tuple(topics)
+
+
+# A crontab field: numbers, names (mon, jan), ranges, lists, steps and *.
+_CRON_FIELD = re.compile(r"^[0-9a-z*?/,-]+$")
+
+
+def _read_schedule(r: _Reader, value: Any, digest_timezone: str) -> ScheduleConfig:
+    p = "schedule."
+    t = r.table(value, "schedule")
+    r.unknown(t, p, {"interval_minutes", "fetch", "ingest", "timezone", "daily", "weekly", "deliver",
+                     "misfire_grace", "catch_up_days", "lock_timeout"})
+    own_timezone = r.value(t, p, "timezone", str, "")
+    s = ScheduleConfig(
+        interval_minutes=r.value(t, p, "interval_minutes", float, 60.0),
+        fetch=r.value(t, p, "fetch", bool, True),
+        ingest=r.value(t, p, "ingest", bool, True),
+        timezone=own_timezone or digest_timezone,
+        daily=r.value(t, p, "daily", str, "0 7 * * *").strip(),
+        weekly=r.value(t, p, "weekly", str, "0 7 * * mon").strip(),
+        deliver=r.value(t, p, "deliver", bool, False),
+        misfire_grace=r.value(t, p, "misfire_grace", int, 3600),
+        catch_up_days=r.value(t, p, "catch_up_days", int, 7),
+        lock_timeout=r.value(t, p, "lock_timeout", float, 600.0),
+    )
+    r.check(s.interval_minutes >= 0, f"{p}interval_minutes", "must be 0 (never) or more")
+    try:
+        ZoneInfo(s.timezone)
+    except (ZoneInfoNotFoundError, ValueError):
+        if own_timezone:  # a bad digest.timezone is reported under its own key
+            r.problems.append(f"{p}timezone: unknown time zone {s.timezone!r}")
+    for key in ("daily", "weekly"):
+        fields = getattr(s, key).lower().split()
+        r.check(
+            not fields or (len(fields) == 5 and all(_CRON_FIELD.match(f) for f in fields)),
+            f"{p}{key}",
+            "must be a crontab time with 5 fields (minute hour day month weekday), "
+            'for example "0 7 * * *", or "" for none',
+        )
+    r.check(s.misfire_grace >= 1, f"{p}misfire_grace", "must be at least 1 second")
+    r.check(s.catch_up_days >= 0, f"{p}catch_up_days", "must be 0 (never) or more")
+    r.check(s.lock_timeout >= 0, f"{p}lock_timeout", "must be 0 or more")
+    return s
+
+
+def _read_log(r: _Reader, value: Any, resolve: Any) -> LogConfig:
+    p = "log."
+    t = r.table(value, "log")
+    r.unknown(t, p, {"file", "max_bytes", "backups"})
+    file_value = r.value(t, p, "file", str, "")
+    log_config = LogConfig(
+        file=resolve(file_value) if file_value else None,
+        max_bytes=r.value(t, p, "max_bytes", int, 1_000_000),
+        backups=r.value(t, p, "backups", int, 5),
+    )
+    r.check(log_config.max_bytes >= 1024, f"{p}max_bytes", "must be at least 1024")
+    r.check(log_config.backups >= 1, f"{p}backups", "must be at least 1")
+    return log_config

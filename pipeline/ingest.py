@@ -15,6 +15,7 @@ from datetime import datetime
 from pathlib import Path
 
 from .config import Config
+from .interrupt import stop_requested
 from .models import Problem, RawDocument, Source, StepResult
 from .normalize import EmptyEntry, normalize_entry
 from .readers import ReadError, detect_media, read_document
@@ -128,11 +129,16 @@ def ingest_paths(store: Store, config: Config, paths: Iterable[Path], now: datet
     problems: list[Problem] = []
     known = store.sources()
     for path in paths:
+        if stop_requested():
+            break
         if not path.exists():
             problems.append(Problem(display_path(path), "no such file or folder"))
             counts["failed"] += 1
             continue
         for file, media in discover([path]):
+            if stop_requested():  # between files: every stored file is complete
+                log.warning("ingest stopped on request; the next run reads the remaining files")
+                break
             where = display_path(file)
             try:
                 payload = file.read_bytes()
@@ -165,6 +171,8 @@ def renormalize(store: Store, config: Config, now: datetime) -> StepResult:
     known = store.sources()
     fetched_from = {s.url: s for s in known if s.url}
     for doc in store.raw_documents():
+        if stop_requested():  # between documents; the next run reads them all again anyway
+            break
         c, p = store_document(store, config, doc, now, source=fetched_from.get(doc.origin), known=known)
         counts.update(c)
         problems.extend(p)

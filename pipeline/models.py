@@ -23,7 +23,8 @@ class Source:
     url: str | None = None  # feed URL to fetch, if any
     site: str | None = None  # home page
     match: tuple[str, ...] = ()  # domains, addresses and list ids that belong to it
-    origin: str = "auto"  # config, opml or auto
+    origin: str = "auto"  # config, opml, cli (added with `pipeline sources add`) or auto
+    category: str | None = None  # OPML folder it was listed under
 
 
 @dataclass(frozen=True)

@@ -3,6 +3,11 @@
 Titles are cleaned, HTML becomes Markdown (markdownify), times are UTC, URLs
 are canonical (no tracking parameters, fragment or default port), and every
 item gets a content hash of its normalized text.
+
+Before HTML is converted, what a reader never sees is dropped (scripts, styles,
+hidden preheaders, tracking pixels, Outlook conditionals), and tables used for
+layout, as in nearly every e-mail newsletter, are unwrapped into plain blocks,
+so only tables that hold data become Markdown tables.
 """
 
 from __future__ import annotations
@@ -10,9 +15,10 @@ from __future__ import annotations
 import hashlib
 import html as html_lib
 import re
+from datetime import datetime, timezone
 from urllib.parse import parse_qsl, urlencode, urljoin, urlsplit, urlunsplit
 
-from bs4 import BeautifulSoup
+from bs4 import BeautifulSoup, Declaration, ProcessingInstruction, Tag
 from markdownify import MarkdownConverter
 
 from .models import Entry, Item
@@ -79,20 +85,107 @@ class _Converter(MarkdownConverter):
 _converter = _Converter()
 
 
+_HIDDEN_STYLE = re.compile(r"display\s*:\s*none|visibility\s*:\s*hidden", re.I)
+_TINY = re.compile(r"^\s*[01](?:\.0*)?\s*(?:px)?\s*$", re.I)
+_TINY_STYLE = re.compile(r"(?:^|[;\s])(?:width|height)\s*:\s*[01](?:px)?\s*(?:;|$)", re.I)
+_TABLE_PARTS = ("table", "thead", "tbody", "tfoot", "tr", "td", "th", "caption")
+
+
+def _is_tracking_pixel(img: Tag) -> bool:
+    width, height = str(img.get("width") or ""), str(img.get("height") or "")
+    return (
+        not img.get("src")
+        or bool(_TINY.match(width))
+        or bool(_TINY.match(height))
+        or bool(_TINY_STYLE.search(str(img.get("style") or "")))
+    )
+
+
+def _is_layout_table(table: Tag) -> bool:
+    """A table used to lay out a page or an e-mail rather than to hold data.
+
+    Nested tables, tables marked role="presentation" and tables whose rows
+    have a single cell are layout; Markdown table syntax would only mangle them.
+    """
+    if str(table.get("role") or "").lower() in ("presentation", "none"):
+        return True
+    if table.find("table") is not None or table.find_parent("table") is not None:
+        return True
+    rows = table.find_all("tr")
+    return all(len(row.find_all(("td", "th"), recursive=False)) <= 1 for row in rows)
+
+
+def _unwrap_layout_tables(tables: list[Tag]) -> None:
+    for table in tables:
+        if table.decomposed or table.name != "table" or not _is_layout_table(table):
+            continue  # removed, or renamed already as part of an outer layout table
+        for part in [table, *table.find_all(_TABLE_PARTS)]:
+            part.name = "div"
+
+
+_DROPPED_TAGS = frozenset((*NON_CONTENT_TAGS, "head", "title"))
+
+
+class _Tag(Tag):
+    """A bs4 Tag whose ``find_parent(name)`` walks up the tree directly.
+
+    markdownify asks every tag whether it sits inside a <pre>; bs4's general
+    matching machinery made that a tenth of the time spent converting HTML.
+    """
+
+    def find_parent(self, name=None, attrs=None, **kwargs):  # type: ignore[no-untyped-def,override]
+        if not isinstance(name, str) or attrs or kwargs:
+            return super().find_parent(name, attrs or {}, **kwargs)
+        parent = self.parent
+        while parent is not None:
+            if parent.name == name:
+                return parent
+            parent = parent.parent
+        return None
+
+
 def html_to_markdown(html: str) -> str:
-    soup = BeautifulSoup(html, "html.parser")
-    for tag in soup.find_all(NON_CONTENT_TAGS):
-        tag.decompose()
-    for img in soup.find_all("img"):
-        # tracking pixels and spacer images carry nothing a reader needs
-        if img.get("width") in ("0", "1") or img.get("height") in ("0", "1") or not img.get("src"):
-            img.decompose()
+    if "<" not in html:
+        # No markup at all: what markdownify does to text (entities decoded, a run of
+        # whitespace holding a line break becomes one, other runs one space), without a tree.
+        text = re.sub(r"[\t \r\n]*[\r\n][\t \r\n]*", "\n", html_lib.unescape(html))
+        return tidy_markdown(re.sub(r"[\t ]+", " ", text))
+    soup = BeautifulSoup(html, "html.parser", element_classes={Tag: _Tag})
+    dropped: list[Tag | Declaration | ProcessingInstruction] = []
+    tables: list[Tag] = []
+    for tag in soup.descendants:  # one pass over the tree, then the changes
+        if not isinstance(tag, Tag):
+            if isinstance(tag, (Declaration, ProcessingInstruction)):
+                # <![if !mso]> in e-mails, <?php ?> in pages: markup, not text
+                dropped.append(tag)
+            continue
+        if (
+            tag.name in _DROPPED_TAGS
+            # hidden e-mail preheaders and the like: nothing a reader ever sees
+            or _HIDDEN_STYLE.search(str(tag.get("style") or ""))
+            # tracking pixels and spacer images carry nothing a reader needs
+            or (tag.name == "img" and _is_tracking_pixel(tag))
+        ):
+            dropped.append(tag)
+        elif tag.name == "table":
+            tables.append(tag)
+    for tag in dropped:
+        if isinstance(tag, Tag):
+            if not tag.decomposed:
+                tag.decompose()
+        elif tag.parent is not None:
+            tag.extract()
+    _unwrap_layout_tables(tables)
     return tidy_markdown(_converter.convert_soup(soup))
 
 
+# Characters that show nothing; e-mail preheaders pad with them ("&shy;&zwnj;&nbsp;").
+_INVISIBLE_LINE = re.compile(r"^[\s\u00ad\u034f\u200b-\u200d\u2060\ufeff]*$")
+
+
 def tidy_markdown(text: str) -> str:
-    text = text.replace("\r\n", "\n").replace("\r", "\n").replace("\xa0", " ")
-    lines = [line.rstrip() for line in text.split("\n")]
+    text = text.replace("\r\n", "\n").replace("\r", "\n").replace("\xa0", " ").replace("\xad", "")
+    lines = ["" if _INVISIBLE_LINE.match(line) else line.rstrip() for line in text.split("\n")]
     text = "\n".join(lines)
     text = re.sub(r"\n{3,}", "\n\n", text)
     return text.strip()
@@ -116,6 +209,15 @@ def _title_from_body(body: str) -> str:
     return first[:117] + "..." if len(first) > 120 else first
 
 
+def _utc(when: datetime | None) -> datetime | None:
+    """The same instant in UTC; a time without a zone is taken to be UTC already."""
+    if when is None:
+        return None
+    if when.tzinfo is None:
+        return when.replace(tzinfo=timezone.utc)
+    return when.astimezone(timezone.utc)
+
+
 class EmptyEntry(ValueError):
     """An entry with neither a title nor any text."""
 
@@ -134,7 +236,7 @@ def normalize_entry(entry: Entry, *, source_id: str, raw_id: str | None, base_ur
         url=url,
         title=title or "(untitled)",
         author=clean_text_line(entry.author) or None,
-        published=entry.published,
+        published=_utc(entry.published),
         body=body,
         content_hash=content_hash(title, body),
         raw_id=raw_id,

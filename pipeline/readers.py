@@ -3,17 +3,24 @@
 Each reader takes the payload bytes and returns ``ParsedDocument`` records, or
 raises ``ReadError`` with a message a user can act on (what is wrong and,
 where known, the line and column).
+
+Feeds are read leniently, as feeds in the wild need: an ill-formed feed is
+read with a warning as long as every entry in it could be read; one that
+would lose entries is refused rather than half-read.
 """
 
 from __future__ import annotations
 
 import email
+import email.errors
 import email.policy
 import email.utils
 import gzip
 import hashlib
+import html as html_lib
 import json
 import re
+from collections import Counter
 from datetime import datetime, timezone
 from email.message import EmailMessage, Message
 from pathlib import PurePath
@@ -84,28 +91,40 @@ def read_document(doc: RawDocument) -> tuple[ParsedDocument, ...]:
 
 
 def parse_when(value: Any) -> datetime | None:
-    """A timezone-aware UTC datetime from ISO 8601, RFC 822 or a time tuple; None if unknown."""
+    """A timezone-aware UTC datetime from ISO 8601, RFC 822 or a time tuple; None if unknown.
+
+    A time without a zone is taken as UTC. A value that names an impossible
+    time (31 February, year 0) is unknown, not an error.
+    """
     if value is None or value == "":
         return None
-    if isinstance(value, datetime):
-        dt = value
-    elif isinstance(value, tuple) or hasattr(value, "tm_year"):
-        dt = datetime(*tuple(value)[:6], tzinfo=timezone.utc)
-    else:
-        text = str(value).strip()
-        try:
-            dt = datetime.fromisoformat(text)
-        except ValueError:
-            try:
-                dt = email.utils.parsedate_to_datetime(text)
-            except (TypeError, ValueError, IndexError):
-                parsed = feedparser.datetimes._parse_date(text)  # handles the many odd feed formats
-                if not parsed:
-                    return None
-                dt = datetime(*parsed[:6], tzinfo=timezone.utc)
-    if dt.tzinfo is None:
-        dt = dt.replace(tzinfo=timezone.utc)
-    return dt.astimezone(timezone.utc)
+    try:
+        if isinstance(value, datetime):
+            dt = value
+        elif isinstance(value, tuple) or hasattr(value, "tm_year"):
+            dt = datetime(*tuple(value)[:6], tzinfo=timezone.utc)
+        else:
+            dt = _parse_date_text(str(value).strip())
+            if dt is None:
+                return None
+        if dt.tzinfo is None:
+            dt = dt.replace(tzinfo=timezone.utc)
+        return dt.astimezone(timezone.utc)
+    except (ValueError, OverflowError, TypeError):
+        return None
+
+
+def _parse_date_text(text: str) -> datetime | None:
+    try:
+        return datetime.fromisoformat(text)
+    except ValueError:
+        pass
+    try:
+        return email.utils.parsedate_to_datetime(text)
+    except (TypeError, ValueError, IndexError, OverflowError):
+        pass
+    parsed = feedparser.datetimes._parse_date(text)  # handles the many odd feed formats
+    return datetime(*parsed[:6], tzinfo=timezone.utc) if parsed else None
 
 
 def _stable_guid(*parts: str | None) -> str:
@@ -119,6 +138,8 @@ def _read_feed(payload: bytes, doc: RawDocument) -> tuple[ParsedDocument, ...]:
     start = payload.lstrip(b"\xef\xbb\xbf \t\r\n")[:1]
     if start in (b"{", b"["):
         return (_read_json_feed(payload, doc),)
+    if _OPML_ROOT.search(payload[:4096]):
+        raise ReadError("an OPML subscription list, not a feed (list it as the fetch.opml file instead)")
     headers = {k.lower(): v for k, v in doc.headers}
     parsed = feedparser.parse(
         payload,
@@ -126,22 +147,96 @@ def _read_feed(payload: bytes, doc: RawDocument) -> tuple[ParsedDocument, ...]:
         sanitize_html=False,  # output is sanitized where it is rendered
         resolve_relative_uris=False,
     )
-    if not parsed.get("version") and not parsed.entries:
-        if parsed.get("bozo"):
-            raise ReadError(f"not a readable feed: {_describe_bozo(parsed.get('bozo_exception'))}")
-        raise ReadError("not a feed: no RSS, Atom or RDF elements found")
-    warnings: tuple[str, ...] = ()
-    if parsed.get("bozo"):
-        warnings = (f"feed is not well-formed, read what could be read: {_describe_bozo(parsed.get('bozo_exception'))}",)
+    bozo = _describe_bozo(parsed.get("bozo_exception")) if parsed.get("bozo") else None
     feed = parsed.feed
+    if not parsed.get("version") and not parsed.entries:
+        if bozo:
+            raise ReadError(f"not a readable feed: {bozo}")
+        raise ReadError("not a feed: no RSS, Atom or RDF elements found")
+    if bozo:
+        # The lenient parser reads past most errors; if it still lost entries,
+        # storing the rest would silently drop part of the feed.
+        expected = _count_entry_elements(payload, parsed.get("encoding"))
+        if len(parsed.entries) < expected:
+            raise ReadError(
+                f"feed is not well-formed ({bozo}): only {len(parsed.entries)} of {expected} entries could be read"
+            )
+    if not parsed.entries and not (feed.get("title") or feed.get("link")):
+        if bozo:
+            raise ReadError(f"not a readable feed: {bozo}")
+        raise ReadError("empty feed: no title, no link and no entries")
+    warnings: tuple[str, ...] = ()
+    if bozo:
+        warnings = (f"feed is not well-formed, read what could be read: {bozo}",)
     self_link = next((ln.get("href") for ln in feed.get("links", []) if ln.get("rel") == "self"), None)
     hint = SourceHint(
-        name=_plain(feed.get("title")) or None,
+        name=_plain(feed.get("title"), html=_is_html(feed.get("title_detail"))) or None,
         site_url=feed.get("link") or None,
         feed_url=self_link or (doc.origin if doc.origin.startswith(("http://", "https://")) else None),
     )
-    entries = tuple(_feed_entry(e) for e in parsed.entries)
+    shared = _shared_links(e.get("link") for e in parsed.entries if not e.get("id"))
+    entries = tuple(_feed_entry(e, link_is_shared=e.get("link") in shared) for e in parsed.entries)
     return (ParsedDocument(hint=hint, entries=entries, warnings=warnings),)
+
+
+def _shared_links(links: Any) -> set[str]:
+    """Links that several id-less entries of one document point to (a news page, a home page).
+
+    Such a link cannot stand in for a missing entry id: every entry would get
+    the same one and each would overwrite the one before it.
+    """
+    counts = Counter(link for link in links if link)
+    return {link for link, n in counts.items() if n > 1}
+
+
+def _fallback_guid(
+    link: str | None, link_is_shared: bool, title: str | None, content: str, published: datetime | None
+) -> str:
+    """An id for an entry that has none: its link if that is its own, else a hash of what it says.
+
+    The day it was published is part of the hash, so two posts titled "NixCon"
+    years apart stay two, while one post listed twice on the same day is one.
+    """
+    if link and not link_is_shared:
+        return link
+    if not link:
+        return _stable_guid(title, content[:500])
+    day = published.date().isoformat() if published else None
+    return _stable_guid(link, title, "" if title else content[:500], day)
+
+
+def _entry_date(e: Any) -> datetime | None:
+    """When a feed entry was published (else updated or created), in UTC.
+
+    feedparser's own parse is used first; a date it could not parse is given to
+    parse_when, which reads some it does not (a missing space after the comma,
+    no zone). ``dict.get`` avoids feedparser's deprecated updated->published mapping.
+    """
+    for key in ("published", "updated", "created"):
+        when = parse_when(dict.get(e, f"{key}_parsed")) or parse_when(dict.get(e, key))
+        if when:
+            return when
+    return None
+
+
+_OPML_ROOT = re.compile(rb"^(?:\xef\xbb\xbf)?\s*(?:<\?xml[^>]*>\s*)?(?:<!--.*?-->\s*)*<opml[\s>]", re.S | re.I)
+# Start tags of RSS <item> and Atom <entry> elements, with or without a namespace prefix.
+_ENTRY_START = re.compile(r"<(?:[A-Za-z_][\w.-]*:)?(?:item|entry)[\s/>]")
+_CDATA_OR_COMMENT = re.compile(r"<!\[CDATA\[.*?\]\]>|<!--.*?-->", re.S)
+
+
+def _count_entry_elements(payload: bytes, encoding: str | None) -> int:
+    """How many <item>/<entry> elements the raw document holds (outside CDATA and comments)."""
+    try:
+        text = payload.decode(encoding or "utf-8", errors="replace")
+    except LookupError:
+        text = payload.decode("utf-8", errors="replace")
+    return len(_ENTRY_START.findall(_CDATA_OR_COMMENT.sub("", text)))
+
+
+def _is_html(detail: Any) -> bool:
+    """Whether feedparser says a text construct holds markup (its type is not text/plain)."""
+    return not (isinstance(detail, dict) and detail.get("type") == "text/plain")
 
 
 def _describe_bozo(exc: Any) -> str:
@@ -150,11 +245,15 @@ def _describe_bozo(exc: Any) -> str:
     get_line = getattr(exc, "getLineNumber", None)
     if callable(get_line):
         message = exc.getMessage() if hasattr(exc, "getMessage") else str(exc)
-        return f"line {get_line()}, column {exc.getColumnNumber()}: {message}"
+        column = exc.getColumnNumber() if callable(getattr(exc, "getColumnNumber", None)) else None
+        if isinstance(column, int):
+            # expat counts columns from 0; people (and editors) count them from 1
+            return f"line {get_line()}, column {column + 1}: {message}"
+        return f"line {get_line()}: {message}"
     return str(exc) or type(exc).__name__
 
 
-def _feed_entry(e: Any) -> Entry:
+def _feed_entry(e: Any, *, link_is_shared: bool = False) -> Entry:
     content, content_type = "", "text"
     contents = e.get("content") or []
     chosen = next((c for c in contents if "html" in (c.get("type") or "")), contents[0] if contents else None)
@@ -164,10 +263,10 @@ def _feed_entry(e: Any) -> Entry:
         detail = e.get("summary_detail") or {}
         content = e["summary"]
         content_type = "text" if detail.get("type") == "text/plain" else "html"
-    published = parse_when(e.get("published_parsed") or e.get("updated_parsed") or e.get("created_parsed"))
+    published = _entry_date(e)
     link = e.get("link") or None
-    title = _plain(e.get("title")) or None
-    guid = e.get("id") or link or _stable_guid(title, content[:500])
+    title = _plain(e.get("title"), html=_is_html(e.get("title_detail"))) or None
+    guid = e.get("id") or _fallback_guid(link, link_is_shared, title, content, published)
     categories = tuple(t.get("term") for t in e.get("tags", []) if t.get("term"))
     return Entry(
         guid=str(guid),
@@ -181,6 +280,18 @@ def _feed_entry(e: Any) -> Entry:
     )
 
 
+def _str(value: Any) -> str | None:
+    """A JSON string value, or None for anything else (JSON Feeds in the wild put lists and numbers anywhere)."""
+    return value if isinstance(value, str) and value.strip() else None
+
+
+def _json_id(value: Any) -> str | None:
+    """A JSON Feed item id: a string, or a number written as one (JSON Feed 1.0 feeds use numbers)."""
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return str(value)
+    return _str(value)
+
+
 def _read_json_feed(payload: bytes, doc: RawDocument) -> ParsedDocument:
     try:
         data = json.loads(payload.decode("utf-8-sig"))
@@ -188,41 +299,66 @@ def _read_json_feed(payload: bytes, doc: RawDocument) -> ParsedDocument:
         raise ReadError(f"JSON is not UTF-8: {exc}") from None
     except json.JSONDecodeError as exc:
         raise ReadError(f"not valid JSON: line {exc.lineno}, column {exc.colno}: {exc.msg}") from None
+    except RecursionError:
+        raise ReadError("not valid JSON: nested too deeply") from None
     version = data.get("version") if isinstance(data, dict) else None
     if not isinstance(version, str) or "jsonfeed.org/version/" not in version:
         raise ReadError("JSON but not a JSON Feed (no \"version\": \"https://jsonfeed.org/version/1.x\")")
     raw_items = data.get("items")
     if not isinstance(raw_items, list):
         raise ReadError("JSON Feed without an \"items\" list")
-    entries = []
     for i, it in enumerate(raw_items):
         if not isinstance(it, dict):
             raise ReadError(f"items[{i}] is not an object")
-        html, text = it.get("content_html"), it.get("content_text")
-        content, ctype = (html, "html") if html else (text or it.get("summary") or "", "text")
-        authors = it.get("authors") or ([it["author"]] if isinstance(it.get("author"), dict) else [])
-        author = ", ".join(a.get("name", "") for a in authors if isinstance(a, dict) and a.get("name")) or None
-        url = it.get("url") or it.get("external_url") or None
-        title = _plain(it.get("title")) or None
+    shared = _shared_links(
+        _str(it.get("url")) or _str(it.get("external_url")) for it in raw_items if _json_id(it.get("id")) is None
+    )
+    entries = []
+    for it in raw_items:
+        html, text, summary = _str(it.get("content_html")), _str(it.get("content_text")), _str(it.get("summary"))
+        content, ctype = (html, "html") if html else (text or summary or "", "text")
+        authors = it.get("authors")
+        if not isinstance(authors, list):
+            authors = [it["author"]] if isinstance(it.get("author"), dict) else []
+        names = [_str(a.get("name")) or _str(a.get("url")) for a in authors if isinstance(a, dict)]
+        author = ", ".join(n for n in names if n) or None
+        url = _str(it.get("url")) or _str(it.get("external_url"))
+        title = _plain(_str(it.get("title")), html=False) or None
+        guid = _json_id(it.get("id"))
+        published = parse_when(_str(it.get("date_published")) or _str(it.get("date_modified")))
+        tags = it.get("tags") if isinstance(it.get("tags"), list) else []
         entries.append(
             Entry(
-                guid=str(it.get("id") or url or _stable_guid(title, str(content)[:500])),
+                guid=guid or _fallback_guid(url, url in shared, title, content, published),
                 url=url,
                 title=title,
                 author=author,
-                published=parse_when(it.get("date_published") or it.get("date_modified")),
-                content=str(content),
+                published=published,
+                content=content,
                 content_type=ctype,
-                categories=tuple(str(t) for t in it.get("tags") or [] if isinstance(t, str)),
+                categories=tuple(t for t in tags if _str(t)),
             )
         )
-    hint = SourceHint(name=_plain(data.get("title")) or None, site_url=data.get("home_page_url"), feed_url=data.get("feed_url"))
+    name = _plain(_str(data.get("title")), html=False) or None
+    site_url = _str(data.get("home_page_url"))
+    if not entries and not (name or site_url):
+        raise ReadError("empty feed: no title, no home page and no items")
+    hint = SourceHint(name=name, site_url=site_url, feed_url=_str(data.get("feed_url")))
     return ParsedDocument(hint=hint, entries=tuple(entries))
 
 
 # --- e-mail ------------------------------------------------------------------
 
-_VIEW_ONLINE = re.compile(r"view (it |this (e-?mail|issue|post) )?(in|on) (your |a )?(web )?browser|view online|read online|read on the web", re.I)
+# The link a newsletter offers to its own web copy: "View in browser", "Read this
+# issue on the web", "View online", "Web version", and the German "Im Browser ansehen".
+_VIEW_ONLINE = re.compile(
+    r"\b(?:view|read|open|see)\b(?: (?:it|this|the)(?: (?:e-?mail|issue|post|newsletter|message|edition))?)?"
+    r" (?:in|on) (?:your |a |the )?(?:web ?)?(?:browser|web|online)\b"
+    r"|\b(?:view|read) (?:it |this )?online\b|\b(?:web|online)[- ]?version\b"
+    r"|\b(?:im|in ihrem) (?:web)?browser (?:ansehen|anzeigen|öffnen|lesen)\b|\bonline (?:ansehen|anzeigen|lesen)\b"
+    r"|\b(?:web|webseiten|browser|online)-?ansicht\b",
+    re.I,
+)
 
 
 def _read_email(payload: bytes, doc: RawDocument) -> tuple[ParsedDocument, ...]:
@@ -258,10 +394,34 @@ def _header(msg: Message, name: str) -> str | None:
     return str(value).strip() if value is not None else None
 
 
+_UNQUOTED_BOUNDARY = re.compile(rb"(?im)^(content-type:[^\r\n]*(?:\r?\n[ \t][^\r\n]*)*?\bboundary=)([^\"\s;]+)")
+
+
+def _repair_boundary(payload: bytes, msg: EmailMessage) -> EmailMessage:
+    """Parse again with the boundary quoted, if an unquoted one held characters that end a token.
+
+    Outlook writes ``boundary=----=_NextPart_...`` without quotes; a strict parser
+    reads the boundary as ``----`` and finds no parts at all.
+    """
+    if msg.get_content_maintype() != "multipart" or not any(
+        isinstance(d, email.errors.StartBoundaryNotFoundDefect) for d in msg.defects
+    ):
+        return msg
+    head_end = re.search(rb"\r?\n\r?\n", payload)
+    head = payload[: head_end.start()] if head_end else payload
+    m = _UNQUOTED_BOUNDARY.search(head)
+    if not m or b"\n--" + m.group(2) not in payload:
+        return msg
+    fixed = head[: m.start(2)] + b'"' + m.group(2) + b'"' + head[m.end(2):] + payload[len(head):]
+    repaired = email.message_from_bytes(fixed, policy=email.policy.default)
+    return repaired if isinstance(repaired, EmailMessage) else msg
+
+
 def parse_message(payload: bytes) -> ParsedDocument:
     msg = email.message_from_bytes(payload, policy=email.policy.default)
     if not isinstance(msg, EmailMessage) or not msg.keys():
         raise ReadError("not an e-mail message: no headers found")
+    msg = _repair_boundary(payload, msg)
     subject = _header(msg, "Subject")
     sender = _header(msg, "From") or ""
     name, address = email.utils.parseaddr(sender)
@@ -304,18 +464,24 @@ def parse_message(payload: bytes) -> ParsedDocument:
 
 
 def _part_text(part: Message) -> str:
-    """Decoded text of a MIME part, surviving wrong or unknown charset labels."""
+    """Decoded text of a MIME part, surviving wrong or unknown charset labels.
+
+    The declared charset is tried strictly first (so an ISO-8859-1 part whose
+    HTML claims UTF-8 is read as ISO-8859-1); when the bytes do not fit it,
+    UTF-8 and then Windows-1252 are tried, never silently replacing characters.
+    """
     try:
-        content = part.get_content()  # type: ignore[attr-defined]
-        if isinstance(content, str):
-            return content
-    except (LookupError, UnicodeError, AssertionError, KeyError, ValueError):
-        pass
-    raw = part.get_payload(decode=True) or b""
+        raw = part.get_payload(decode=True)
+    except Exception:  # noqa: BLE001 - a broken transfer encoding: fall back to the undecoded text
+        raw = None
+    if raw is None:
+        payload = part.get_payload()
+        return payload if isinstance(payload, str) else ""
     if isinstance(raw, str):
         return raw
-    charset = part.get_content_charset() or "utf-8"
-    for candidate in (charset, "utf-8", "cp1252"):
+    declared = (part.get_content_charset() or "").strip().lower()
+    candidates = [c for c in (declared, "utf-8", "cp1252") if c]
+    for candidate in dict.fromkeys(candidates):
         try:
             return raw.decode(candidate)
         except (LookupError, UnicodeDecodeError):
@@ -323,11 +489,18 @@ def _part_text(part: Message) -> str:
     return raw.decode("latin-1")
 
 
+_ANCHOR = re.compile(
+    r"""<a\b[^>]*?\bhref\s*=\s*(?:"([^"]*)"|'([^']*)'|([^\s"'>]+))[^>]*>(.{0,4000}?)</a\s*>""", re.I | re.S
+)
+_TAG = re.compile(r"<[^>]*>")
+
+
 def _view_online_link(html: str) -> str | None:
-    soup = BeautifulSoup(html, "html.parser")
-    for a in soup.find_all("a", href=True):
-        if _VIEW_ONLINE.search(a.get_text(" ", strip=True)) and a["href"].startswith(("http://", "https://")):
-            return a["href"]
+    for m in _ANCHOR.finditer(html):
+        href = html_lib.unescape(next(g for g in m.groups()[:3] if g is not None).strip())
+        text = " ".join(html_lib.unescape(_TAG.sub(" ", m.group(4))).split())
+        if _VIEW_ONLINE.search(text) and href.startswith(("http://", "https://")):
+            return href
     return None
 
 
@@ -439,12 +612,15 @@ def _read_text(payload: bytes, doc: RawDocument, *, markdown: bool) -> tuple[Par
     return (ParsedDocument(hint=SourceHint(name=meta.get("source") or None, site_url=site_url), entries=(entry,)),)
 
 
-def _plain(value: Any) -> str:
-    """Text of a title-like value: tags dropped, entities decoded, spaces collapsed."""
+def _plain(value: Any, *, html: bool = True) -> str:
+    """Text of a title-like value: spaces collapsed and, if it is HTML, tags dropped and entities decoded.
+
+    A plain-text title keeps its angle brackets: "Vec<T> explained" is not markup.
+    """
     if not value:
         return ""
     text = str(value)
-    if "<" in text or "&" in text:
+    if html and ("<" in text or "&" in text):
         text = BeautifulSoup(text, "html.parser").get_text(" ")
     return " ".join(text.split())
 

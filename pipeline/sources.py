@@ -77,6 +77,7 @@ def read_opml(data: bytes, *, default_tier: int = 3) -> list[Source]:
                     site=site,
                     match=tuple(d for d in (domain_of(site),) if d),
                     origin="opml",
+                    category=category,
                 )
             )
 
@@ -85,6 +86,71 @@ def read_opml(data: bytes, *, default_tier: int = 3) -> list[Source]:
         raise OpmlError("OPML file has no <body>")
     walk(body, None)
     return sources
+
+
+def write_opml(sources: Iterable[Source], *, title: str = "pipeline subscriptions") -> bytes:
+    """OPML 2.0 of the sources that have a feed URL, grouped by category, with our tier and kind
+    attributes; ``read_opml`` reads it back to the same sources."""
+    root = ET.Element("opml", version="2.0")
+    head = ET.SubElement(root, "head")
+    ET.SubElement(head, "title").text = title
+    body = ET.SubElement(root, "body")
+    folders: dict[str, ET.Element] = {}
+    for s in sorted((s for s in sources if s.url), key=lambda s: (s.category or "", s.tier, s.name.lower(), s.id)):
+        parent = body
+        if s.category:
+            if s.category not in folders:
+                folders[s.category] = ET.SubElement(body, "outline", text=s.category, title=s.category)
+            parent = folders[s.category]
+        attrs = {"type": "rss", "text": s.name, "title": s.name, "xmlUrl": s.url or "", "tier": str(s.tier)}
+        if s.site:
+            attrs["htmlUrl"] = s.site
+        if s.kind:
+            attrs["kind"] = s.kind
+        ET.SubElement(parent, "outline", attrs)
+    ET.indent(root)
+    return b'<?xml version="1.0" encoding="UTF-8"?>\n' + ET.tostring(root, encoding="utf-8") + b"\n"
+
+
+FEED_TYPES = (
+    "application/rss+xml", "application/atom+xml", "application/feed+json", "application/json",
+    "application/rdf+xml", "application/xml", "text/xml",
+)
+
+
+def looks_like_feed(content_type: str | None, head: bytes) -> bool:
+    """Whether a response is a feed rather than a web page, from its type and first bytes."""
+    ctype = (content_type or "").split(";")[0].strip().lower()
+    start = head[:2048].lstrip().lower()
+    if b"<html" in start or b"<!doctype html" in start:
+        return False
+    if any(tag in start for tag in (b"<rss", b"<feed", b"<rdf:rdf")):
+        return True
+    if start.startswith(b"{") and b"jsonfeed.org" in start:
+        return True
+    return ctype in ("application/rss+xml", "application/atom+xml", "application/feed+json", "application/rdf+xml")
+
+
+def discover_feeds(html: bytes | str, base_url: str) -> list[tuple[str, str | None]]:
+    """Feeds a web page announces with <link rel="alternate" type="...">: (absolute URL, title),
+    in page order."""
+    from urllib.parse import urljoin
+
+    from bs4 import BeautifulSoup
+
+    soup = BeautifulSoup(html, "html.parser")
+    base_tag = soup.find("base", href=True)
+    base = urljoin(base_url, str(base_tag["href"])) if base_tag else base_url
+    found: list[tuple[str, str | None]] = []
+    for link in soup.find_all("link", href=True):
+        rel = link.get("rel") or []
+        rels = {r.lower() for r in (rel if isinstance(rel, list) else str(rel).split())}
+        ctype = str(link.get("type") or "").split(";")[0].strip().lower()
+        if "alternate" in rels and ctype in FEED_TYPES[:5]:
+            url = urljoin(base, str(link["href"]).strip())
+            if url not in [u for u, _ in found]:
+                found.append((url, str(link.get("title")) if link.get("title") else None))
+    return found
 
 
 def _hint_keys(hint: SourceHint, item_urls: Iterable[str | None]) -> tuple[set[str], list[str]]:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -19,6 +20,9 @@ from sqlite_utils import Database
 from sqlite_utils.migrations import Migrations
 
 from .models import Event, Item, ItemTags, RawDocument, Source, StoredItem
+from .store_digests import DigestStore
+from .store_fetch import FETCH_STATE_COLUMNS, FetchStateStore
+from .store_runs import RunsStore
 
 # An item whose text is shorter than this is never matched to another by its
 # content hash alone: short, generic texts ("Weekly update") collide too easily.
@@ -131,6 +135,75 @@ def _m001_initial(db: Database) -> None:
         db.execute(sql)
 
 
+@migrations(name="010_fetch_state")
+def _m010_fetch_state(db: Database) -> None:
+    """Per-source fetch scheduling: when to try next, errors in a row, why disabled, moves."""
+    for sql in (
+        "ALTER TABLE sources ADD COLUMN category TEXT",
+        "ALTER TABLE sources ADD COLUMN next_attempt TEXT",
+        "ALTER TABLE sources ADD COLUMN expires TEXT",
+        "ALTER TABLE sources ADD COLUMN consecutive_errors INTEGER NOT NULL DEFAULT 0",
+        "ALTER TABLE sources ADD COLUMN disabled TEXT",
+        "ALTER TABLE sources ADD COLUMN min_interval REAL",
+        "ALTER TABLE sources ADD COLUMN last_success TEXT",
+        "ALTER TABLE sources ADD COLUMN body_hash TEXT",
+        "ALTER TABLE sources ADD COLUMN moved_from TEXT",
+        "ALTER TABLE sources ADD COLUMN moved_to TEXT",
+        """CREATE TABLE fetches (
+            id INTEGER PRIMARY KEY,
+            source_id TEXT NOT NULL REFERENCES sources(id) ON DELETE CASCADE,
+            url TEXT NOT NULL,
+            started TEXT NOT NULL,
+            status TEXT NOT NULL,
+            seconds REAL NOT NULL,
+            bytes INTEGER NOT NULL DEFAULT 0,
+            error TEXT
+        )""",
+        "CREATE INDEX fetches_source ON fetches(source_id, started)",
+    ):
+        db.execute(sql)
+
+
+@migrations(name="010_item_entry_hash")
+def _m010_item_entry_hash(db: Database) -> None:
+    """A hash of each fetched entry as it arrived, so an unchanged entry is not cleaned again."""
+    db.execute("ALTER TABLE items ADD COLUMN entry_hash TEXT")
+
+
+@migrations(name="030_deliveries")
+def _m030_deliveries(db: Database) -> None:
+    """What each digest said (for feeds) and each e-mail sent of it, per address.
+
+    A delivery row is written as 'sending' before the message goes to the SMTP
+    server and set to 'sent' after the server accepted it. A row still
+    'sending' later means a crash in between: the message may have gone out,
+    so it is not sent again unless asked (at most once per address).
+    """
+    for sql in (
+        "ALTER TABLE digests ADD COLUMN lead TEXT NOT NULL DEFAULT ''",
+        "ALTER TABLE digests ADD COLUMN content TEXT NOT NULL DEFAULT ''",
+        "ALTER TABLE digests ADD COLUMN story_count INTEGER NOT NULL DEFAULT 0",
+        """CREATE TABLE deliveries (
+            digest_id TEXT NOT NULL REFERENCES digests(id) ON DELETE CASCADE,
+            address TEXT NOT NULL,
+            status TEXT NOT NULL,
+            message_id TEXT NOT NULL,
+            attempts INTEGER NOT NULL DEFAULT 0,
+            started TEXT NOT NULL,
+            finished TEXT,
+            error TEXT,
+            PRIMARY KEY (digest_id, address)
+        )""",
+    ):
+        db.execute(sql)
+
+
+@migrations(name="050_runs_pid")
+def _m050_runs_pid(db: Database) -> None:
+    """The process of each run, so a run left 'running' by a killed process can be told apart."""
+    db.execute("ALTER TABLE runs ADD COLUMN pid INTEGER")
+
+
 def ts(value: datetime | None) -> str | None:
     """A UTC ISO 8601 string for the store."""
     if value is None:
@@ -192,7 +265,7 @@ def _stored_item(row: dict[str, Any]) -> StoredItem:
     )
 
 
-class Store:
+class Store(FetchStateStore, RunsStore, DigestStore):
     def __init__(self, path: str | Path):
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -228,20 +301,20 @@ class Store:
         with self.db.atomic():
             for s in sources:
                 self.db.execute(
-                    """INSERT INTO sources (id, name, tier, kind, url, site, match, origin)
-                       VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+                    """INSERT INTO sources (id, name, tier, kind, url, site, match, origin, category)
+                       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
                        ON CONFLICT(id) DO UPDATE SET name = excluded.name, tier = excluded.tier,
                          kind = excluded.kind, url = excluded.url, site = excluded.site,
-                         match = excluded.match, origin = excluded.origin""",
-                    [s.id, s.name, s.tier, s.kind, s.url, s.site, json.dumps(list(s.match)), s.origin],
+                         match = excluded.match, origin = excluded.origin, category = excluded.category""",
+                    [s.id, s.name, s.tier, s.kind, s.url, s.site, json.dumps(list(s.match)), s.origin, s.category],
                 )
 
     def add_source(self, s: Source) -> None:
         """Record a source first met in the input; an existing one is left alone."""
         self.db.execute(
-            """INSERT INTO sources (id, name, tier, kind, url, site, match, origin)
-               VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT(id) DO NOTHING""",
-            [s.id, s.name, s.tier, s.kind, s.url, s.site, json.dumps(list(s.match)), s.origin],
+            """INSERT INTO sources (id, name, tier, kind, url, site, match, origin, category)
+               VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT(id) DO NOTHING""",
+            [s.id, s.name, s.tier, s.kind, s.url, s.site, json.dumps(list(s.match)), s.origin, s.category],
         )
 
     def sources(self) -> list[Source]:
@@ -255,13 +328,14 @@ class Store:
                 site=r["site"],
                 match=tuple(json.loads(r["match"])),
                 origin=r["origin"],
+                category=r["category"],
             )
             for r in self._rows("SELECT * FROM sources ORDER BY id")
         ]
 
     def fetch_state(self, source_id: str) -> dict[str, Any]:
         rows = self._rows(
-            "SELECT etag, last_modified, last_fetched, last_status, last_error FROM sources WHERE id = ?",
+            f"SELECT {FETCH_STATE_COLUMNS} FROM sources WHERE id = ?",
             [source_id],
         )
         return rows[0] if rows else {}
@@ -537,12 +611,12 @@ class Store:
     # --- digests ----------------------------------------------------------
 
     def items_for_digest(self, *, period: str, date: str, until: datetime) -> list[StoredItem]:
-        """Items first seen by ``until`` that no earlier digest of this period included."""
+        """Items first seen by ``until`` that no other digest of this period included."""
         rows = self._rows(
             _ITEM_SELECT
             + """ WHERE i.first_seen <= ? AND NOT EXISTS (
                     SELECT 1 FROM digest_items di JOIN digests d ON d.id = di.digest_id
-                    WHERE di.item_id = i.id AND d.period = ? AND d.date < ?)
+                    WHERE di.item_id = i.id AND d.period = ? AND d.date <> ?)
                   ORDER BY i.id""",
             [ts(until), period, date],
         )
@@ -552,25 +626,56 @@ class Store:
         rows = self._rows("SELECT id, period, date, title, path, content_hash FROM digests WHERE id = ?", [digest_id])
         return DigestRecord(**rows[0]) if rows else None
 
-    def save_digest(self, record: DigestRecord, item_ids: Iterable[str], now: datetime) -> None:
+    def save_digest(
+        self,
+        record: DigestRecord,
+        item_ids: Iterable[str],
+        now: datetime,
+        *,
+        lead: str = "",
+        content: str = "",
+        story_count: int = 0,
+    ) -> None:
         with self.db.atomic():
             self.db.execute(
-                """INSERT INTO digests (id, period, date, title, path, content_hash, created, updated)
-                   VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+                """INSERT INTO digests (id, period, date, title, path, content_hash, created, updated,
+                     lead, content, story_count)
+                   VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
                    ON CONFLICT(id) DO UPDATE SET title = excluded.title, path = excluded.path,
-                     content_hash = excluded.content_hash,
+                     content_hash = excluded.content_hash, lead = excluded.lead, content = excluded.content,
+                     story_count = excluded.story_count,
                      updated = CASE WHEN digests.content_hash = excluded.content_hash
                                     THEN digests.updated ELSE excluded.updated END""",
-                [record.id, record.period, record.date, record.title, record.path, record.content_hash, ts(now), ts(now)],
+                [record.id, record.period, record.date, record.title, record.path, record.content_hash, ts(now),
+                 ts(now), lead, content, story_count],
             )
             self.db.execute("DELETE FROM digest_items WHERE digest_id = ?", [record.id])
             for item_id in sorted(set(item_ids)):
                 self.db.execute("INSERT INTO digest_items (digest_id, item_id) VALUES (?, ?)", [record.id, item_id])
 
+    def items_first_seen_between(self, since: datetime, until: datetime) -> list[StoredItem]:
+        """Items first seen at or after ``since`` and before ``until``."""
+        rows = self._rows(
+            _ITEM_SELECT + " WHERE i.first_seen >= ? AND i.first_seen < ? ORDER BY i.id", [ts(since), ts(until)]
+        )
+        return [_stored_item(r) for r in rows]
+
+    def digested_event_ids(self) -> list[str]:
+        """Events with at least one item in a recorded digest."""
+        return [
+            r["event_id"]
+            for r in self._rows(
+                """SELECT DISTINCT ei.event_id FROM digest_items di JOIN event_items ei ON ei.item_id = di.item_id
+                   ORDER BY ei.event_id"""
+            )
+        ]
+
     # --- runs and status --------------------------------------------------
 
     def start_run(self, command: str, now: datetime) -> int:
-        cur = self.db.execute("INSERT INTO runs (command, started) VALUES (?, ?)", [command, ts(now)])
+        cur = self.db.execute(
+            "INSERT INTO runs (command, started, pid) VALUES (?, ?, ?)", [command, ts(now), os.getpid()]
+        )
         self.db.conn.commit()
         return int(cur.lastrowid)  # type: ignore[arg-type]
 

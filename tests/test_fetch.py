@@ -7,6 +7,7 @@ Atom documents built here and served by a ThreadingHTTPServer in a thread.
 from __future__ import annotations
 
 import gzip
+import zlib
 import json
 import re
 import socket
@@ -21,6 +22,7 @@ from pathlib import Path
 from typing import Any
 from xml.sax.saxutils import escape
 
+import brotli
 import pytest
 
 from pipeline import fetch as fetch_mod
@@ -46,6 +48,7 @@ class Reply:
     chunked: bool = False  # Transfer-Encoding: chunked, no Content-Length
     delay: float = 0.0  # seconds to wait before answering
     stall: float = 0.0  # seconds to pause halfway through the body
+    trickle: float = 0.0  # seconds to wait between 64-byte pieces of the body
 
 
 @dataclass
@@ -82,6 +85,16 @@ class _Handler(BaseHTTPRequestHandler):
         feeds = self.server.feeds
         seen = Seen(self.path, {k.lower(): v for k, v in self.headers.items()})
         feeds.requests.append(seen)
+        with feeds.lock:
+            feeds.inflight += 1
+            feeds.max_inflight = max(feeds.max_inflight, feeds.inflight)
+        try:
+            self._answer(feeds, seen)
+        finally:
+            with feeds.lock:
+                feeds.inflight -= 1
+
+    def _answer(self, feeds: FeedServer, seen: Seen) -> None:
         route = feeds.routes.get(self.path)
         if route is None:
             reply = Reply(b"no such feed", 404)
@@ -102,6 +115,14 @@ class _Handler(BaseHTTPRequestHandler):
                 chunk = reply.body[i : i + 512]
                 self.wfile.write(b"%x\r\n%s\r\n" % (len(chunk), chunk))
             self.wfile.write(b"0\r\n\r\n")
+        elif reply.trickle:
+            self.send_header("Content-Length", str(len(reply.body)))
+            self.end_headers()
+            for i in range(0, len(reply.body), 64):
+                self.wfile.write(reply.body[i : i + 64])
+                self.wfile.flush()
+                if feeds.release.wait(reply.trickle):
+                    return
         else:
             self.send_header("Content-Length", str(len(reply.body)))
             self.end_headers()
@@ -119,6 +140,9 @@ class FeedServer:
         self.requests: list[Seen] = []
         self.errors: list[BaseException | None] = []
         self.release = threading.Event()
+        self.lock = threading.Lock()
+        self.inflight = 0
+        self.max_inflight = 0
         self.httpd = _Server(("127.0.0.1", 0), _Handler)
         self.httpd.feeds = self
         self.port = self.httpd.server_address[1]
@@ -208,7 +232,12 @@ def _replace_once(text: str, old: str, new: str) -> str:
 
 
 def make_config(
-    tmp_path: Path, sources: dict[str, str], *, timeout: float = 5.0, max_bytes: int | None = None
+    tmp_path: Path,
+    sources: dict[str, str],
+    *,
+    timeout: float = 5.0,
+    max_bytes: int | None = None,
+    fetch: dict[str, Any] | None = None,
 ) -> tuple[Path, Config]:
     """The project config with only the given [[sources]] (id -> URL) to fetch."""
     extra = "".join(f'\n[[sources]]\nid = "{sid}"\nname = "{sid}"\nurl = "{url}"\n' for sid, url in sources.items())
@@ -221,6 +250,9 @@ def make_config(
     text = _replace_once(text, 'user_agent = "pipeline/0.1 (feed reader and digest builder)"', f'user_agent = "{USER_AGENT}"')
     if max_bytes is not None:
         text = _replace_once(text, "max_bytes = 10_000_000", f"max_bytes = {max_bytes}")
+    for key, value in (fetch or {}).items():  # other [fetch] keys, as shipped in config.toml
+        text, n = re.subn(rf"(?m)^{key} = .*$", f"{key} = {json.dumps(value)}", text)
+        assert n == 1, f"config.toml no longer has one {key} line"
     path.write_text(text, encoding="utf-8")
     config = load_config(path)
     assert config.fetch.opml is None
@@ -229,7 +261,8 @@ def make_config(
 
 
 def counts_without_runs(store: Store) -> dict[str, int]:
-    return {k: v for k, v in store.table_counts().items() if k != "runs"}
+    """Row counts, leaving out the records of runs and of fetches (one per download)."""
+    return {k: v for k, v in store.table_counts().items() if k not in ("runs", "fetches")}
 
 
 def item_rows(store: Store) -> list[dict[str, Any]]:
@@ -255,7 +288,7 @@ def test_first_fetch_stores_the_raw_feed_and_its_items_and_sends_the_user_agent(
         result = fetch_sources(store, config, T1)
 
         assert result.problems == ()
-        assert result.counts == {"fetched": 1, "files read": 1, "new": 2}
+        assert result.counts == {"fetched": 1, "feeds read": 1, "new": 2}
         [raw] = raw_rows(store, url)
         assert raw["payload"] == FEED_V1
         assert raw["source_id"] == "alpha"
@@ -295,7 +328,7 @@ def test_a_validator_is_sent_back_and_a_304_changes_nothing(
     _, config = make_config(tmp_path, {"alpha": server.url("/feed.xml")})
     with Store(config.store.path) as store:
         first = fetch_sources(store, config, T1)
-        assert first.counts == {"fetched": 1, "files read": 1, "new": 2}
+        assert first.counts == {"fetched": 1, "feeds read": 1, "new": 2}
         before_counts, before_items = counts_without_runs(store), item_rows(store)
 
         second = fetch_sources(store, config, T2)
@@ -321,13 +354,13 @@ def test_a_server_that_ignores_conditions_and_sends_the_same_bytes_is_not_read_a
     # Always 200 with the full body, whatever the request says.
     server.routes["/feed.xml"] = Reply(FEED_V1, headers={"ETag": '"always-the-same"'})
     parsed: list[str] = []
-    real_store_document = fetch_mod.store_document
+    real_parse = fetch_mod.parse_fetched
 
-    def spy(store: Store, config: Config, doc: Any, now: datetime, **kw: Any) -> Any:
+    def spy(doc: Any, source_id: str, *rest: Any) -> Any:
         parsed.append(doc.origin)
-        return real_store_document(store, config, doc, now, **kw)
+        return real_parse(doc, source_id, *rest)
 
-    monkeypatch.setattr(fetch_mod, "store_document", spy)
+    monkeypatch.setattr(fetch_mod, "parse_fetched", spy)
     url = server.url("/feed.xml")
     _, config = make_config(tmp_path, {"alpha": url})
     with Store(config.store.path) as store:
@@ -357,7 +390,7 @@ def test_a_changed_feed_updates_the_edited_item_in_place_and_adds_the_new_one(se
         second = fetch_sources(store, config, T2)
 
         assert second.problems == ()
-        assert second.counts == {"fetched": 1, "files read": 1, "updated": 1, "unchanged": 1, "new": 1}
+        assert second.counts == {"fetched": 1, "feeds read": 1, "updated": 1, "unchanged": 1, "new": 1}
         after = {r["guid"]: r for r in item_rows(store)}
         assert set(after) == {"a", "b", "c"}
         edited = after["a"]
@@ -414,7 +447,7 @@ def test_a_failing_source_is_recorded_and_reported_and_the_others_are_still_fetc
         assert problem.where == bad
         assert problem.message == state["last_error"]
         assert bad in str(problem)
-        assert result.counts == {"fetched": 2, "files read": 2, "new": 4, "failed": 1}
+        assert result.counts == {"fetched": 2, "feeds read": 2, "new": 4, "failed": 1}
         assert titles(store, "before") == {"before first story", "before second story"}
         assert titles(store, "after") == {"after first story", "after second story"}
         assert raw_rows(store, bad) == []
@@ -440,7 +473,7 @@ def test_a_broken_xml_body_is_reported_with_the_parse_error_and_kept(server: Fee
         assert raw["source_id"] == "broken"
         assert store.items(source="broken") == []
         assert titles(store, "ok") == {"ok first story", "ok second story"}
-        assert result.counts == {"fetched": 2, "failed": 1, "files read": 1, "new": 2}
+        assert result.counts == {"fetched": 2, "failed": 1, "feeds read": 1, "new": 2}
 
 
 @pytest.mark.parametrize("chunked", [False, True], ids=["content-length", "chunked"])
@@ -466,16 +499,24 @@ def test_an_oversize_body_is_refused_naming_the_limit(server: FeedServer, tmp_pa
         assert raw_rows(store, bad) == []
         assert store.items(source="big") == []
         assert titles(store, "small") == {"small first story", "small second story"}
-        assert result.counts == {"fetched": 1, "files read": 1, "new": 2, "failed": 1}
+        assert result.counts == {"fetched": 1, "feeds read": 1, "new": 2, "failed": 1}
 
 
 # --- transport details -----------------------------------------------------------------
 
 
-def test_a_gzip_encoded_response_is_decoded(server: FeedServer, tmp_path: Path):
+ENCODERS: dict[str, Callable[[bytes], bytes]] = {
+    "gzip": gzip.compress,
+    "deflate": zlib.compress,
+    "br": brotli.compress,
+}
+
+
+@pytest.mark.parametrize("encoding", sorted(ENCODERS))
+def test_a_compressed_response_is_decoded(server: FeedServer, tmp_path: Path, encoding: str):
     body = atom("zipped", ("1", "Zipped entry one", "First."), ("2", "Zipped entry two", "Second."))
     server.routes["/feed.atom"] = Reply(
-        gzip.compress(body), headers={"Content-Encoding": "gzip", "Content-Type": "application/atom+xml"}
+        ENCODERS[encoding](body), headers={"Content-Encoding": encoding, "Content-Type": "application/atom+xml"}
     )
     url = server.url("/feed.atom")
     _, config = make_config(tmp_path, {"zipped": url})
@@ -483,29 +524,65 @@ def test_a_gzip_encoded_response_is_decoded(server: FeedServer, tmp_path: Path):
         result = fetch_sources(store, config, T1)
 
         assert result.problems == ()
-        assert result.counts == {"fetched": 1, "files read": 1, "new": 2}
+        assert result.counts == {"fetched": 1, "feeds read": 1, "new": 2}
         [raw] = raw_rows(store, url)
         assert raw["payload"] == body  # stored decoded, so its id is the hash of the feed itself
         assert titles(store, "zipped") == {"Zipped entry one", "Zipped entry two"}
-    assert "gzip" in server.requests[0].headers.get("accept-encoding", "")
+    offered = {e.strip() for e in server.requests[0].headers.get("accept-encoding", "").split(",")}
+    assert {"gzip", "deflate", "br"} <= offered
 
 
-def test_a_301_redirect_is_followed(server: FeedServer, tmp_path: Path):
-    server.routes["/old.xml"] = Reply(status=301, headers={"Location": server.url("/new.xml")})
-    server.routes["/new.xml"] = Reply(small_feed("moved"))
+def test_a_gzip_bomb_is_stopped_at_the_decoded_size_limit(server: FeedServer, tmp_path: Path):
+    bomb = gzip.compress(b"<rss>" + b" " * 3_000_000)
+    assert len(bomb) < 20_000  # small on the wire, huge once decoded
+    server.routes["/bomb.xml"] = Reply(bomb, headers={"Content-Encoding": "gzip"})
+    server.routes["/ok.xml"] = Reply(small_feed("ok"))
+    bad = server.url("/bomb.xml")
+    _, config = make_config(tmp_path, {"bomb": bad, "ok": server.url("/ok.xml")}, max_bytes=100_000)
+    with Store(config.store.path) as store:
+        result = fetch_sources(store, config, T1)
+
+        [problem] = result.problems
+        assert problem.where == bad
+        assert problem.message == "response exceeds the limit of 100000 bytes"
+        assert raw_rows(store, bad) == []
+        assert titles(store, "ok") == {"ok first story", "ok second story"}
+
+
+@pytest.mark.parametrize("code", [301, 308])
+def test_a_permanent_redirect_updates_the_stored_url(server: FeedServer, tmp_path: Path, code: int):
+    server.routes["/old.xml"] = Reply(status=code, headers={"Location": server.url("/new.xml")})
+    server.routes["/new.xml"] = Reply(small_feed("moved"), headers={"ETag": '"m1"'})
     url = server.url("/old.xml")
     _, config = make_config(tmp_path, {"moved": url})
     with Store(config.store.path) as store:
         result = fetch_sources(store, config, T1)
 
         assert result.problems == ()
-        assert result.counts == {"fetched": 1, "files read": 1, "new": 2}
+        assert result.counts == {"fetched": 1, "feeds read": 1, "new": 2}
         assert titles(store, "moved") == {"moved first story", "moved second story"}
         [raw] = raw_rows(store, url)  # recorded under the configured URL
         assert raw["source_id"] == "moved"
-        assert store.fetch_state("moved")["last_status"] == "200"
-    assert [r.path for r in server.requests] == ["/old.xml", "/new.xml"]
+        state = store.fetch_state("moved")
+        assert (state["last_status"], state["moved_from"], state["moved_to"]) == ("200", url, server.url("/new.xml"))
+        [report] = [r for r in store.source_fetch_report() if r["id"] == "moved"]
+        assert report["url"] == server.url("/new.xml")
+
+        fetch_sources(store, config, T1 + timedelta(days=1))
+    assert [r.path for r in server.requests] == ["/old.xml", "/new.xml", "/new.xml"]  # straight to the new URL
+    assert server.requests[2].headers["if-none-match"] == '"m1"'
     assert all(r.headers["user-agent"] == USER_AGENT for r in server.requests)
+
+
+def test_a_temporary_redirect_keeps_the_stored_url(server: FeedServer, tmp_path: Path):
+    server.routes["/old.xml"] = Reply(status=302, headers={"Location": "/new.xml"})  # relative Location
+    server.routes["/new.xml"] = Reply(small_feed("moved"))
+    _, config = make_config(tmp_path, {"moved": server.url("/old.xml")})
+    with Store(config.store.path) as store:
+        fetch_sources(store, config, T1)
+        assert store.fetch_state("moved")["moved_to"] is None
+        fetch_sources(store, config, T1 + timedelta(days=1))
+    assert [r.path for r in server.requests] == ["/old.xml", "/new.xml", "/old.xml", "/new.xml"]
 
 
 # --- the command line ------------------------------------------------------------------
@@ -520,7 +597,7 @@ def test_cli_fetch_exits_0_when_every_source_succeeds(server: FeedServer, tmp_pa
 
     assert result.code == 0, result.err
     assert result.out.splitlines()[0].startswith("fetch:")
-    assert result.out.splitlines()[0] == "fetch: 2 fetched, 2 files read, 3 new"
+    assert result.out.splitlines()[0] == "fetch: fetched 2, not modified 0, failed 0, new items 3 (2 feeds read)"
     assert sorted(r.path for r in server.requests) == ["/one.xml", "/two.atom"]
     with Store(config.store.path) as store:
         assert [r["status"] for r in store.last_runs()] == ["ok"]
@@ -539,7 +616,7 @@ def test_cli_fetch_exits_3_and_names_the_url_when_a_source_fails(server: FeedSer
     assert "HTTP 404" in result.err
     summary = result.out.splitlines()[0]
     assert summary.startswith("fetch:")
-    assert "1 failed" in summary and "1 fetched" in summary
+    assert "failed 1" in summary and "fetched 1" in summary
     with Store(config.store.path) as store:
         assert store.fetch_state("missing")["last_status"] == "404"
         assert [r["status"] for r in store.last_runs()] == ["partial"]
