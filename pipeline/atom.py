@@ -1,15 +1,24 @@
 """Atom 1.0 feeds (RFC 4287): every digest in feed.xml, the events of a topic in topics/<id>.xml.
 
 Pure functions from records to XML text. Ids are ``tag:`` URIs (RFC 4151)
-built from the site's host and the digest or event key, so they never change
-when a digest is rendered again; ``updated`` is the time the content last
-changed, not the time of the run, so an unchanged feed keeps its bytes.
-Links come from ``digest.site_url``; without one they are relative to the
-feed's own location, which RFC 4287 allows.
+built from an authority and the digest or event key, so they never change
+when a digest is rendered again. The authority is the host of
+``digest.site_url``; without one it is a name made from a hash of the output
+folder's absolute path (``<hash>.pipeline.invalid``), which stays the same
+from run to run and differs from one installation to another. ``updated``
+is the time the content last changed, not the time of the run, so an
+unchanged feed keeps its bytes. Links come from ``digest.site_url``; without
+one they are relative to the feed's own location, which RFC 4287 allows.
+
+feed.xml has an entry for every recorded digest. The newest
+``FULL_CONTENT_ENTRIES`` carry the whole digest as their content; older ones
+carry their lead and link only, so the file stays a reasonable size after
+years of digests.
 """
 
 from __future__ import annotations
 
+import hashlib
 import xml.etree.ElementTree as ET
 from collections.abc import Sequence
 from datetime import datetime, timezone
@@ -25,15 +34,24 @@ if TYPE_CHECKING:
 ATOM = "http://www.w3.org/2005/Atom"
 ET.register_namespace("", ATOM)
 TAG_DATE = "2026"  # the date part of the tag: URIs; fixed so ids never change
+FULL_CONTENT_ENTRIES = 30  # newest entries of feed.xml that carry the whole digest
 
 
 def rfc3339(when: datetime) -> str:
     return when.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def tag_uri(site: SiteInfo, specific: str) -> str:
+def tag_authority(site: SiteInfo) -> str:
+    """The authority of the tag: URIs: the site's host, else a name unique to this installation."""
     host = urlsplit(site.url).hostname if site.url else None
-    return f"tag:{host or 'localhost'},{TAG_DATE}:{specific}"
+    if host:
+        return host
+    token = hashlib.sha256(site.install.encode("utf-8")).hexdigest()[:16]
+    return f"{token}.pipeline.invalid"  # .invalid (RFC 2606): a DNS name that can belong to no one
+
+
+def tag_uri(site: SiteInfo, specific: str) -> str:
+    return f"tag:{tag_authority(site)},{TAG_DATE}:{specific}"
 
 
 def _el(parent: ET.Element, name: str, text: str | None = None, **attrs: str) -> ET.Element:
@@ -72,8 +90,8 @@ def _text(feed: ET.Element) -> str:
 EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 
 
-def digest_feed(digests: Sequence[DigestEntry], site: SiteInfo) -> str:
-    """feed.xml: one entry per digest, most recently changed first."""
+def digest_feed(digests: Sequence[DigestEntry], site: SiteInfo, *, full: int = FULL_CONTENT_ENTRIES) -> str:
+    """feed.xml: one entry per digest, most recently changed first; the newest ``full`` with their content."""
     links = Links(site.base or "", "html")
     entries = sorted(digests, key=lambda d: (d.updated, d.date, d.period), reverse=True)
     feed = _feed(
@@ -85,15 +103,18 @@ def digest_feed(digests: Sequence[DigestEntry], site: SiteInfo) -> str:
         self_href=links.feed(),
         alternate_href=links.index(),
     )
-    for d in entries:
+    for n, d in enumerate(entries):
         entry = _el(feed, "entry")
         _el(entry, "id", tag_uri(site, f"digest/{d.period}/{d.date}"))
         _el(entry, "title", d.title, type="text")
         _el(entry, "updated", rfc3339(d.updated))
         _el(entry, "published", rfc3339(d.created))
         _link(entry, "alternate", links.digest(d.period, d.date), "text/html")
-        _el(entry, "summary", d.lead, type="text")
-        _el(entry, "content", d.content, type="html")
+        with_content = n < full and bool(d.content)
+        if d.lead or not with_content:  # an entry without content needs a summary (RFC 4287, 4.1.1.1)
+            _el(entry, "summary", d.lead or d.title, type="text")
+        if with_content:
+            _el(entry, "content", d.content, type="html")
     return _text(feed)
 
 

@@ -21,15 +21,17 @@ import click
 from . import cluster as cluster_mod
 from . import digest as digest_mod
 from . import fetch as fetch_mod
+from . import imap as imap_mod
 from . import ingest as ingest_mod
 from . import tag as tag_mod
 from .config import Config, ConfigError, load_config
 from .interrupt import install_signal_handlers, reset as reset_stop, stop_requested
 from .lock import LockTimeout, LockWaitStopped, StageLock, close_dead_runs, lock_path
-from .logs import FORMATS as LOG_FORMATS, add_log_file, setup_logging
+from .logs import FORMATS as LOG_FORMATS, add_log_file, set_stderr_level, setup_logging
 from .models import KINDS, StepResult
 from .readers import parse_when
 from .store import Store
+from .summarizer import Summarizer
 
 EXIT_ERROR = 1
 EXIT_PARTIAL = 3
@@ -96,6 +98,9 @@ def _summary(result: StepResult) -> str:
             if v and k not in ("fetched", "not modified", "failed", "new")
         )
         return f"fetch: {fetch_mod.summary_line(result)}" + (f" ({rest})" if rest else "")
+    if result.stage == imap_mod.STAGE:
+        rest = ", ".join(f"{v} {k}" for k, v in sorted(result.counts.items()) if v and k not in imap_mod.SUMMARY_KEYS)
+        return f"imap: {imap_mod.summary_line(result)}" + (f" ({rest})" if rest else "")
     counts = ", ".join(f"{v} {k}" for k, v in sorted(result.counts.items()) if v) or "nothing to do"
     return f"{result.stage}: {counts}"
 
@@ -197,15 +202,16 @@ def run(state: State) -> None:
     def work(store: Store, config: Config, now: datetime) -> list[StepResult]:
         results = []
         if config.fetch.on_run:
-            results.append(_fetch_with_progress(store, config, now))
+            results.extend(_fetch_feeds_and_mailboxes(store, config, now))
         if config.ingest.on_run and not stop_requested():
             results.append(ingest_mod.ingest_paths(store, config, config.ingest.paths, now))
         if stop_requested():  # the remaining stages wait for the next run
             return results
         results.append(tag_mod.tag_step(store, config, now))
         results.append(cluster_mod.cluster_step(store, config, now))
-        for period in config.digest.periods:
-            results.append(digest_mod.digest_step(store, config, now, period=period))
+        with Summarizer.from_config(config.summarize, store, now=now) as summarizer:  # one budget per run
+            for period in config.digest.periods:
+                results.append(digest_mod.digest_step(store, config, now, period=period, summarizer=summarizer))
         return results
 
     _execute(state, "run", work)
@@ -217,8 +223,11 @@ def _fetch_with_progress(store: Store, config: Config, now: datetime, *, only: s
     if not sys.stderr.isatty():
         return fetch_mod.fetch_sources(store, config, now, only=only, force=force)
     from tqdm import tqdm
+    from tqdm.contrib.logging import logging_redirect_tqdm
 
-    with tqdm(total=0, file=sys.stderr, unit="feed", desc="fetch", leave=False) as bar:
+    # While the bar shows, log lines are written above it (through tqdm) instead of through it.
+    with tqdm(total=0, file=sys.stderr, unit="feed", desc="fetch", leave=False) as bar, \
+            logging_redirect_tqdm(loggers=[logging.getLogger("pipeline")], tqdm_class=tqdm):
 
         def on_total(n: int) -> None:
             bar.total = n
@@ -228,21 +237,37 @@ def _fetch_with_progress(store: Store, config: Config, now: datetime, *, only: s
                                        on_total=on_total)
 
 
+def _fetch_feeds_and_mailboxes(store: Store, config: Config, now: datetime, *, only: set[str] | None = None,
+                               force: bool = False) -> list[StepResult]:
+    """The feeds, then the [[imap]] mailboxes; ``only`` may name sources and IMAP accounts."""
+    imap_ids = {a.id for a in config.imap}
+    results = []
+    if only is None or only - imap_ids:
+        results.append(_fetch_with_progress(store, config, now, only=only - imap_ids if only else None, force=force))
+    if any(only is None or a.id in only for a in config.imap) and not stop_requested():
+        results.append(imap_mod.fetch_mailboxes(store, config, now, only=only))
+    return results
+
+
 @cli.command()
-@click.option("--source", "only", multiple=True, metavar="ID", help="Fetch only this source (id or URL); repeatable.")
+@click.option("--source", "only", multiple=True, metavar="ID",
+              help="Fetch only this source (id or URL) or IMAP account (id); repeatable.")
 @click.option("--force", is_flag=True,
               help="Fetch every feed now, ignoring minimum intervals, Cache-Control, Retry-After and backoff "
                    "(conditional headers are still sent).")
 @pass_state
 def fetch(state: State, only: tuple[str, ...], force: bool) -> None:
-    """Download the feeds that are due (config [[sources]], fetch.opml and `pipeline sources add`).
+    """Download the feeds that are due (config [[sources]], fetch.opml and `pipeline sources add`),
+    then read the new messages of the IMAP mailboxes (config [[imap]]).
 
-    Prints one line: fetched, not modified, failed, new items.
+    Prints one line for the feeds: fetched, not modified, failed, new items; and one for the
+    mailboxes: messages, new items.
     """
     _execute(
         state,
         "fetch",
-        lambda store, config, now: [_fetch_with_progress(store, config, now, only=set(only) or None, force=force)],
+        lambda store, config, now: _fetch_feeds_and_mailboxes(store, config, now, only=set(only) or None,
+                                                              force=force),
     )
 
 
@@ -291,22 +316,27 @@ def _time_option(value: str | None, name: str) -> datetime | None:
               help="Which digest to write.")
 @click.option("--date", "date_text", metavar="DATE",
               help="Write the digest of this past date (YYYY-MM-DD; for weekly also YYYY-Www) instead of the current one.")
+@click.option("--last", is_flag=True,
+              help="Write the digest of the newest day (or week) that has ended, instead of the current one.")
 @click.option("--since", metavar="TIME", help="One-off digest of items first seen from TIME (ISO 8601); not recorded.")
 @click.option("--until", metavar="TIME", help="End of a one-off digest (default: now).")
 @click.option("--deliver/--no-deliver", default=None,
-              help="Mail the digest to digest.email.to (default: digest.email.on_digest).")
+              help="Then mail every due digest to digest.email.to: those of days and weeks that have ended, "
+                   "not yet sent (default: digest.email.on_digest).")
 @pass_state
-def digest(state: State, period: str, date_text: str | None, since: str | None, until: str | None,
+def digest(state: State, period: str, date_text: str | None, last: bool, since: str | None, until: str | None,
            deliver: bool | None) -> None:
     """Write the digest of items first seen since the previous digest of the same period.
 
-    Writes Markdown, HTML, plain text and an e-mail (.eml) of the digest, then
-    the event and topic pages, the index and the Atom feeds around it.
+    By default the digest of the current day (or week) so far. Writes Markdown,
+    HTML, plain text and an e-mail (.eml) of the digest, then the event and
+    topic pages, the index and the Atom feeds around it. A digest already
+    mailed is left as it is.
     """
     since_dt = _time_option(since, "--since")
     until_dt = _time_option(until, "--until")
-    if date_text and (since or until):
-        raise click.UsageError("--date cannot be combined with --since/--until")
+    if sum((bool(date_text), last, bool(since or until))) > 1:
+        raise click.UsageError("--date, --last and --since/--until cannot be combined")
     if date_text:
         try:
             digest_mod.parse_period_key(period, date_text)
@@ -318,46 +348,46 @@ def digest(state: State, period: str, date_text: str | None, since: str | None, 
         state,
         "digest",
         lambda store, config, now: [
-            digest_mod.digest_step(store, config, now, period=period, date=date_text, since=since_dt, until=until_dt,
-                                   deliver=deliver)
+            digest_mod.digest_step(store, config, now, period=period, date=date_text, last=last, since=since_dt,
+                                   until=until_dt, deliver=deliver)
         ],
     )
 
 
 @cli.command()
 @click.option("--period", type=click.Choice(digest_mod.PERIODS), default=None,
-              help="Only digests of this period (default: the newest of each period in digest.periods).")
-@click.option("--date", "date_text", metavar="DATE", help="The digest of this date (YYYY-MM-DD or YYYY-Www).")
+              help="Only digests of this period (default: every period).")
+@click.option("--date", "date_text", metavar="DATE",
+              help="Only the digest of this date (YYYY-MM-DD, or YYYY-Www for a weekly one), even if older than "
+                   "schedule.catch_up_days.")
 @click.option("--resend-unknown", is_flag=True,
               help="Also send deliveries that an interrupted run may or may not have sent.")
 @pass_state
 def deliver(state: State, period: str | None, date_text: str | None, resend_unknown: bool) -> None:
     """Mail digests to digest.email.to over SMTP, never twice to the same address.
 
-    The password is read from the environment variable named by
-    digest.email.password_env.
+    By default every due digest: one whose day or week has ended within the
+    last schedule.catch_up_days days and that some address has not received
+    yet (never tried, or failed). A digest whose day or week is not over is
+    not mailed; the first delivery after it ends mails it. The password is
+    read from the environment variable named by digest.email.password_env.
     """
     from . import deliver as deliver_mod
 
+    ids: list[str] | None = None
+    if date_text:
+        which = period or ("weekly" if "-W" in date_text else "daily")
+        try:
+            key = digest_mod.parse_period_key(which, date_text)
+        except ValueError:
+            raise PipelineError(f"--date: cannot read {date_text!r} as a date (YYYY-MM-DD or YYYY-Www)") from None
+        ids = [f"{which}:{key}"]
+
     def work(store: Store, config: Config, now: datetime) -> list[StepResult]:
-        ids = None
-        if date_text or period:
-            periods = [period] if period else list(config.digest.periods)
-            try:
-                keys = {p: digest_mod.parse_period_key(p, date_text) for p in periods} if date_text else {}
-            except ValueError:
-                raise PipelineError(f"--date: cannot read {date_text!r} as a date (YYYY-MM-DD or YYYY-Www)") from None
-            entries = store.digest_entries()
-            ids = [
-                e.id
-                for e in sorted(entries, key=lambda e: e.date, reverse=True)
-                if e.period in periods and (not keys or e.date == keys[e.period])
-            ]
-            if not date_text:
-                ids = ids[:1]
-            if not ids:
-                raise PipelineError("no such digest; write it first with pipeline digest")
-        return [deliver_mod.deliver_digests(store, config, now, digest_ids=ids, resend_unknown=resend_unknown)]
+        if ids is not None and store.digest(ids[0]) is None:
+            raise PipelineError(f"no {ids[0].replace(':', ' digest ')}; write it first with pipeline digest")
+        return [deliver_mod.deliver_digests(store, config, now, digest_ids=ids, period=period,
+                                            resend_unknown=resend_unknown)]
 
     _execute(state, "deliver", work)
 
@@ -390,8 +420,20 @@ def status(state: State) -> None:
                 f"  {f['id'][:27]:<28}{f['last_status'] or '-':<8}{f['last_success'] or '-':<27}"
                 f"{f['consecutive_errors']:>7}  {nxt:<27}{f['items']:>6}"
             )
-            if f["last_error"] and f["last_status"] not in ("200", "304"):
+            if f["last_error"]:
                 click.echo(f"      {f['last_error']}")
+    if state.config.imap:
+        with state.open_store() as store:
+            folders = {(s.account, s.folder): s for s in store.imap_states()}
+        click.echo(f"\nMailboxes ({len(state.config.imap)}):")
+        click.echo(f"  {'ACCOUNT':<20}{'FOLDER':<20}{'LAST UID':>9}  {'LAST CHECKED':<27}LAST ERROR")
+        for account in state.config.imap:
+            s = folders.get((account.id, account.folder))
+            checked = s.last_checked.isoformat() if s and s.last_checked else "never"
+            click.echo(
+                f"  {account.id[:19]:<20}{account.folder[:19]:<20}{s.last_uid if s else 0:>9}  {checked:<27}"
+                f"{(s.last_error if s else None) or '-'}"
+            )
     click.echo("\nStages:")
     for name, count in stages.items():
         click.echo(f"  {name:<22}{count:>7}")
@@ -442,6 +484,7 @@ def items(state: State, topic: str | None, source: str | None, since: str | None
                         "tier": i.tier,
                         "topics": list(i.topics),
                         "event": i.event_id,
+                        "parent": i.parent_id,
                     },
                     ensure_ascii=False,
                 )
@@ -450,6 +493,107 @@ def items(state: State, topic: str | None, source: str | None, since: str | None
             date = i.when.strftime("%Y-%m-%d")
             topics = ",".join(i.topics) or "-"
             click.echo(f"{i.id}  {date}  t{i.tier}  {i.source_name[:22]:<22}  {topics[:30]:<30}  {i.title[:80]}")
+
+
+@cli.command()
+@click.argument("item_id", metavar="ITEM")
+@pass_state
+def explain(state: State, item_id: str) -> None:
+    """Show why ITEM (an item id, or its URL) has its topics, kind and event.
+
+    The topics are worked out again from the rules in config.toml, so after
+    changing them this shows what `pipeline tag --retag` would give.
+    """
+    from .tag import ItemText, compile_topics, explain_kind, explain_topics
+
+    config = state.config
+    with state.open_store() as store:
+        found = store.items(ids=[item_id]) or store.items_by_url(item_id)
+        if not found:
+            raise PipelineError(f"{item_id}: no such item (give an id from `pipeline items` or a URL)")
+        item = found[0]
+        stored = {t["topic_id"]: t for t in store.item_topic_terms(item.id)}
+    click.echo(f"{item.id}  {item.title}")
+    click.echo(f"  source: {item.source_name} (tier {item.tier})   url: {item.url or '-'}")
+    kind, why = explain_kind(item)
+    click.echo(f"  kind: {kind} ({why})")
+    click.echo(f"  event: {item.event_id or 'not clustered yet'}")
+    click.echo(f"  stored topics: {', '.join(stored) or 'none'}")
+    click.echo("\nTopics by the rules in config.toml:")
+    for e in explain_topics(ItemText(item.title, item.body), compile_topics(config.topics), config.tag):
+        mark = "yes" if e.given else "no "
+        click.echo(f"  {mark} {e.topic_id:<16} score {e.score:g} of {e.min_score:g} needed")
+        for t in e.terms:
+            click.echo(f"        + {t.score:g}  {t.term!r} ({t.where})")
+        for g in e.missing_groups:
+            click.echo(f"        none of the required terms found: {g}")
+        for v in e.vetoed_by:
+            click.echo(f"        vetoed by {v!r} in the title")
+        if e.below_best:
+            click.echo(f"        left out: below {config.tag.relative:g} of the item's best topic score")
+
+
+@cli.command()
+@click.argument("query", nargs=-1, required=True)
+@click.option("--raw", is_flag=True,
+              help="Pass QUERY to SQLite FTS5 as written: AND, OR, NOT, NEAR(...), title: and body: filters.")
+@click.option("--topic", help="Only items with this topic id.")
+@click.option("--source", help="Only items from this source (id or name).")
+@click.option("--since", metavar="TIME", help="Only items published (or first seen) at or after TIME (ISO 8601).")
+@click.option("--limit", type=click.IntRange(min=1), default=20, show_default=True, help="At most this many results.")
+@click.option("--json", "as_json", is_flag=True, help="One JSON object per line.")
+@pass_state
+def search(state: State, query: tuple[str, ...], raw: bool, topic: str | None, source: str | None,
+           since: str | None, limit: int, as_json: bool) -> None:
+    """Find stored items by the words of their title and body, best match first.
+
+    Every word must occur (in any form: "regulation" also finds
+    "regulations"; accents are ignored); "a phrase" in double quotes must
+    occur as written; a trailing * matches the start of a word (regul*).
+    Punctuation needs no escaping: AI-Act or gpt-5 are searched as typed.
+    Title matches rank above body matches. Items not yet in the search index
+    (ingested since the last tag run) are indexed first.
+    """
+    from . import search as search_mod
+
+    since_dt = _time_option(since, "--since")
+    text = " ".join(query)
+    with state.open_store() as store:
+        try:
+            hits = search_mod.search_items(store, text, raw=raw, topic=topic, source=source, since=since_dt,
+                                           limit=limit)
+        except search_mod.SearchQueryError as exc:
+            hint = "; see the FTS5 query syntax, or leave out --raw to search the words as typed" if raw else ""
+            raise PipelineError(f"cannot read the search query {text!r}: {exc}{hint}") from None
+    if not hits:
+        click.echo(f"no items match {text!r}", err=True)
+        return
+    for n, h in enumerate(hits, 1):
+        if as_json:
+            click.echo(
+                json.dumps(
+                    {
+                        "id": h.id,
+                        "source": h.source_id,
+                        "source_name": h.source_name,
+                        "url": h.url,
+                        "title": h.title,
+                        "published": h.published.isoformat() if h.published else None,
+                        "tier": h.tier,
+                        "kind": h.kind,
+                        "topics": list(h.topics),
+                        "event": h.event_id,
+                        "score": h.score,
+                        "snippet": h.snippet,
+                    },
+                    ensure_ascii=False,
+                )
+            )
+        else:
+            topics = ",".join(h.topics) or "-"
+            click.echo(f"{n:>2}. {h.when:%Y-%m-%d}  t{h.tier}  {h.source_name[:22]:<22}  {topics[:30]:<30}  {h.title}")
+            if h.snippet:
+                click.echo(f"    {h.snippet}")
 
 
 @cli.group()
@@ -470,6 +614,7 @@ def sources_list(state: State) -> None:
     with state.open_store() as store:
         subscribed, problems = fetch_mod.subscribed_sources(config, store)
         store.sync_sources([s for s in subscribed if s.origin != "cli"])
+        subscribed, _ = fetch_mod.followed_sources(config, store)  # at their current address
         states = store.fetch_states()
     for p in problems:
         click.echo(f"warning: {p}", err=True)
@@ -545,7 +690,7 @@ def sources_export(state: State, output: Path | None) -> None:
     from .sources import write_opml
 
     with state.open_store() as store:
-        subscribed, _ = fetch_mod.subscribed_sources(state.config, store)
+        subscribed, _ = fetch_mod.followed_sources(state.config, store)  # at their current address
     data = write_opml(subscribed)
     if output is None:
         click.echo(data.decode("utf-8"), nl=False)
@@ -564,8 +709,9 @@ def schedule(state: State, list_only: bool) -> None:
     """Run in the foreground: fetch, ingest, tag and cluster at an interval, and write the daily and
     weekly digests at their times (config [schedule]); first make the digests missed while it was down.
 
-    Stops on SIGTERM or Ctrl-C after the running job finishes its current input (a second signal
-    stops at once).
+    Logs at the information level by default (one line per job), -q for errors only. Stops on
+    SIGTERM or Ctrl-C after the running job finishes its current input (a second signal stops at
+    once).
     """
     from . import schedule as schedule_mod  # the only module that imports apscheduler
 
@@ -581,6 +727,9 @@ def schedule(state: State, list_only: bool) -> None:
             nxt = when.astimezone(ZoneInfo(tz)).isoformat() if when else "never"
             click.echo(f"{job_id:<15}{nxt:<27}{spec.description}")
         return
+    root = click.get_current_context().find_root().params
+    if not root.get("quiet") and not root.get("verbose"):
+        set_stderr_level(logging.INFO)  # a service: each job's result line belongs in the journal
     try:
         schedule_mod.run_scheduler(config)
     except schedule_mod.ScheduleError as exc:

@@ -14,8 +14,10 @@ from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from .models import KINDS, Source, TopicRule
+from .roundup import SPLIT_MODES
+from .terms import term_error
 
-DEFAULT_USER_AGENT = "pipeline/0.1 (feed reader and digest builder)"
+DEFAULT_USER_AGENT = "pipeline/0.1 (+https://pipeline.example/; feed reader and digest builder)"
 
 
 class ConfigError(Exception):
@@ -58,6 +60,7 @@ class TagConfig:
     title_weight: float
     body_weight: float
     min_score: float
+    relative: float = 0.5  # a topic needs at least this share of the item's best topic score
 
 
 @dataclass(frozen=True)
@@ -85,6 +88,24 @@ class EmailConfig:
 
 
 EMAIL_SECURITY = ("starttls", "ssl", "none")
+IMAP_SECURITY = ("ssl", "starttls", "none")
+
+
+@dataclass(frozen=True)
+class ImapConfig:
+    """One IMAP mailbox folder that `pipeline fetch` reads newsletters from ([[imap]])."""
+
+    id: str
+    host: str
+    user: str
+    port: int = 993  # default 993 with security "ssl", else 143
+    security: str = "ssl"  # ssl, starttls or none
+    folder: str = "INBOX"
+    password_env: str = "PIPELINE_IMAP_PASSWORD"  # environment variable holding the password
+    ca_file: Path | None = None  # extra CA certificate (PEM) to trust
+    timeout: float = 30.0
+    mark_seen: bool = False  # set \Seen on each message once stored; off: flags never change
+    delete: bool = False  # delete each message from the server once stored
 PERIOD_NAMES = ("daily", "weekly")
 
 
@@ -105,6 +126,17 @@ class DigestConfig:
     @property
     def tz(self) -> ZoneInfo:
         return ZoneInfo(self.timezone)
+
+
+@dataclass(frozen=True)
+class RankConfig:
+    """How digest stories are ordered ([rank]): a story scores
+    (tier x tier points + sources x other sources + recency x freshness) x its topic's weight."""
+
+    tier: float = 1.0  # times 3, 2 or 1 points for a tier-1, -2 or -3 headline source
+    sources: float = 2.0  # per source beyond the first that reported the story
+    recency: float = 1.0  # times freshness: 1 for a story from now, 0 for one recency_days old
+    recency_days: float = 7.0
 
 
 @dataclass(frozen=True)
@@ -133,6 +165,19 @@ class LogConfig:
 
 
 @dataclass(frozen=True)
+class SummarizeConfig:
+    """How summaries are made ([summarize]): extractive, or by a chat completions endpoint."""
+
+    llm: bool = False  # ask an OpenAI-compatible endpoint for summaries
+    base_url: str = ""  # for example http://localhost:8080/v1; required when llm is true
+    model: str = ""  # required when llm is true
+    api_key_env: str = "PIPELINE_LLM_API_KEY"  # environment variable holding the API key (unset: none sent)
+    max_per_run: int = 50  # at most this many requests in one command run
+    timeout: float = 30.0  # seconds to wait for a reply
+    max_sentences: int = 2  # sentences the model writes, 1 to 3
+
+
+@dataclass(frozen=True)
 class Config:
     path: Path
     store: StoreConfig
@@ -145,7 +190,10 @@ class Config:
     sources: tuple[Source, ...]
     topics: tuple[TopicRule, ...]
     schedule: ScheduleConfig = field(default_factory=lambda: ScheduleConfig())
+    rank: RankConfig = field(default_factory=lambda: RankConfig())
     log: LogConfig = field(default_factory=lambda: LogConfig())
+    imap: tuple[ImapConfig, ...] = ()
+    summarize: SummarizeConfig = field(default_factory=lambda: SummarizeConfig())
 
 
 # --- a small schema walker -------------------------------------------------
@@ -226,8 +274,8 @@ def load_config(path: str | Path) -> Config:
 
 def parse_config(data: dict[str, Any], *, base: Path, path: Path) -> Config:
     r = _Reader()
-    sections = {"store", "ingest", "fetch", "tag", "cluster", "digest", "sources", "topics", "default_tier",
-                "schedule", "log"}
+    sections = {"store", "ingest", "fetch", "tag", "cluster", "digest", "sources", "topics", "default_tier", "rank",
+                "schedule", "log", "summarize", "imap"}
     r.unknown(data, "", sections)
 
     def resolve(value: str) -> Path:
@@ -285,12 +333,14 @@ def parse_config(data: dict[str, Any], *, base: Path, path: Path) -> Config:
 
     # [tag]
     t = r.table(data.get("tag"), "tag")
-    r.unknown(t, "tag.", {"title_weight", "body_weight", "min_score"})
+    r.unknown(t, "tag.", {"title_weight", "body_weight", "min_score", "relative"})
     tag = TagConfig(
-        title_weight=r.value(t, "tag.", "title_weight", float, 3.0),
+        title_weight=r.value(t, "tag.", "title_weight", float, 2.0),
         body_weight=r.value(t, "tag.", "body_weight", float, 1.0),
-        min_score=r.value(t, "tag.", "min_score", float, 2.0),
+        min_score=r.value(t, "tag.", "min_score", float, 4.0),
+        relative=r.value(t, "tag.", "relative", float, 0.5),
     )
+    r.check(0 <= tag.relative <= 1, "tag.relative", "must be between 0 and 1")
     r.check(tag.min_score > 0, "tag.min_score", "must be greater than 0")
 
     # [cluster]
@@ -351,13 +401,26 @@ def parse_config(data: dict[str, Any], *, base: Path, path: Path) -> Config:
     r.check(digest.max_items >= 1, "digest.max_items", "must be at least 1")
 
     schedule = _read_schedule(r, data.get("schedule"), digest.timezone)
+    t = r.table(data.get("rank"), "rank")
+    r.unknown(t, "rank.", {"tier", "sources", "recency", "recency_days"})
+    rank = RankConfig(
+        tier=r.value(t, "rank.", "tier", float, 1.0),
+        sources=r.value(t, "rank.", "sources", float, 2.0),
+        recency=r.value(t, "rank.", "recency", float, 1.0),
+        recency_days=r.value(t, "rank.", "recency_days", float, 7.0),
+    )
+    for key in ("tier", "sources", "recency"):
+        r.check(getattr(rank, key) >= 0, f"rank.{key}", "must be 0 or more")
+    r.check(rank.recency_days > 0, "rank.recency_days", "must be greater than 0")
     log_config = _read_log(r, data.get("log"), resolve)
+    summarize = _read_summarize(r, data.get("summarize"))
 
     default_tier = r.value(data, "", "default_tier", int, 3)
     r.check(default_tier in (1, 2, 3), "default_tier", "must be 1, 2 or 3")
 
     sources = _read_sources(r, data.get("sources", []), resolve)
     topics = _read_topics(r, data.get("topics", []))
+    imap = _read_imap(r, data.get("imap", []), resolve, {s.id for s in sources})
 
     if r.problems:
         raise ConfigError(r.problems)
@@ -373,7 +436,10 @@ def parse_config(data: dict[str, Any], *, base: Path, path: Path) -> Config:
         sources=sources,
         topics=topics,
         schedule=schedule,
+        rank=rank,
         log=log_config,
+        summarize=summarize,
+        imap=imap,
     )
 
 
@@ -420,7 +486,7 @@ def _read_sources(r: _Reader, value: Any, resolve: Any) -> tuple[Source, ...]:
     seen: set[str] = set()
     for i, t in enumerate(_array_of_tables(r, value, "sources")):
         p = f"sources[{i}]."
-        r.unknown(t, p, {"id", "name", "tier", "kind", "url", "site", "match"})
+        r.unknown(t, p, {"id", "name", "tier", "kind", "url", "site", "match", "split", "min_interval"})
         sid = r.value(t, p, "id", str, "")
         r.check(bool(_SLUG.match(sid)), f"{p}id", "required: lower-case letters, digits and dashes")
         r.check(sid not in seen, f"{p}id", f"duplicate source id {sid!r}")
@@ -429,6 +495,10 @@ def _read_sources(r: _Reader, value: Any, resolve: Any) -> tuple[Source, ...]:
         r.check(tier in (1, 2, 3), f"{p}tier", "must be 1, 2 or 3")
         kind = r.value(t, p, "kind", str, "") or None
         r.check(kind is None or kind in KINDS, f"{p}kind", f"must be one of {', '.join(KINDS)}")
+        split = r.value(t, p, "split", str, "auto")
+        r.check(split in SPLIT_MODES, f"{p}split", f"must be one of {', '.join(SPLIT_MODES)}")
+        min_interval = r.value(t, p, "min_interval", float, None)
+        r.check(min_interval is None or min_interval >= 0, f"{p}min_interval", "must be 0 or more")
         sources.append(
             Source(
                 id=sid,
@@ -439,6 +509,8 @@ def _read_sources(r: _Reader, value: Any, resolve: Any) -> tuple[Source, ...]:
                 site=r.value(t, p, "site", str, "") or None,
                 match=tuple(m.lower() for m in r.value(t, p, "match", list, ())),
                 origin="config",
+                split=split,
+                min_interval=min_interval,
             )
         )
     return tuple(sources)
@@ -449,19 +521,33 @@ def _read_topics(r: _Reader, value: Any) -> tuple[TopicRule, ...]:
     seen: set[str] = set()
     for i, t in enumerate(_array_of_tables(r, value, "topics")):
         p = f"topics[{i}]."
-        r.unknown(t, p, {"id", "label", "phrases", "exclude"})
+        r.unknown(t, p, {"id", "label", "any", "strong", "all", "none", "min_score", "weight"})
         tid = r.value(t, p, "id", str, "")
         r.check(bool(_SLUG.match(tid)), f"{p}id", "required: lower-case letters, digits and dashes")
         r.check(tid not in seen, f"{p}id", f"duplicate topic id {tid!r}")
         seen.add(tid)
-        phrases = r.value(t, p, "phrases", list, ())
-        r.check(bool(phrases), f"{p}phrases", "required: at least one phrase")
+        lists = {key: r.value(t, p, key, list, ()) for key in ("any", "strong", "all", "none")}
+        r.check(bool(lists["any"] or lists["strong"]), f"{p}any", "required: at least one term in any or strong")
+        for key, terms in lists.items():
+            for n, term in enumerate(terms):
+                for part in term.split("|") if key == "all" else [term]:
+                    problem = term_error(part)
+                    if problem:
+                        r.problems.append(f"{p}{key}[{n}]: {problem}")
+        min_score = r.value(t, p, "min_score", float, None)
+        r.check(min_score is None or min_score > 0, f"{p}min_score", "must be greater than 0")
+        weight = r.value(t, p, "weight", float, 1.0)
+        r.check(weight >= 0, f"{p}weight", "must be 0 or more")
         topics.append(
             TopicRule(
                 id=tid,
                 label=r.value(t, p, "label", str, "") or tid,
-                phrases=phrases,
-                exclude=r.value(t, p, "exclude", list, ()),
+                any=lists["any"],
+                strong=lists["strong"],
+                all=lists["all"],
+                none=lists["none"],
+                min_score=min_score,
+                weight=weight,
             )
         )
     return tuple(topics)
@@ -522,3 +608,82 @@ def _read_log(r: _Reader, value: Any, resolve: Any) -> LogConfig:
     r.check(log_config.max_bytes >= 1024, f"{p}max_bytes", "must be at least 1024")
     r.check(log_config.backups >= 1, f"{p}backups", "must be at least 1")
     return log_config
+
+
+_ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+
+
+def _read_summarize(r: _Reader, value: Any) -> SummarizeConfig:
+    p = "summarize."
+    t = r.table(value, "summarize")
+    r.unknown(t, p, {"llm", "base_url", "model", "api_key_env", "max_per_run", "timeout", "max_sentences"})
+    s = SummarizeConfig(
+        llm=r.value(t, p, "llm", bool, False),
+        base_url=r.value(t, p, "base_url", str, "").strip().rstrip("/"),
+        model=r.value(t, p, "model", str, "").strip(),
+        api_key_env=r.value(t, p, "api_key_env", str, "PIPELINE_LLM_API_KEY"),
+        max_per_run=r.value(t, p, "max_per_run", int, 50),
+        timeout=r.value(t, p, "timeout", float, 30.0),
+        max_sentences=r.value(t, p, "max_sentences", int, 2),
+    )
+    if s.llm:
+        r.check(bool(s.base_url), f"{p}base_url", "required when summarize.llm is true")
+        r.check(bool(s.model), f"{p}model", "required when summarize.llm is true")
+    r.check(
+        not s.base_url or re.match(r"^https?://[^/\s]+", s.base_url) is not None,
+        f"{p}base_url",
+        "must be an absolute http(s) URL, for example http://localhost:8080/v1",
+    )
+    r.check(bool(_ENV_NAME.match(s.api_key_env)), f"{p}api_key_env", "must be the name of an environment variable")
+    r.check(s.max_per_run >= 0, f"{p}max_per_run", "must be 0 or more")
+    r.check(s.timeout > 0, f"{p}timeout", "must be greater than 0")
+    r.check(1 <= s.max_sentences <= 3, f"{p}max_sentences", "must be 1, 2 or 3")
+    return s
+
+
+def _read_imap(r: _Reader, value: Any, resolve: Any, source_ids: set[str]) -> tuple[ImapConfig, ...]:
+    accounts: list[ImapConfig] = []
+    seen: set[str] = set()
+    for i, t in enumerate(_array_of_tables(r, value, "imap")):
+        p = f"imap[{i}]."
+        r.unknown(t, p, {"id", "host", "port", "security", "folder", "user", "password_env", "ca_file", "timeout",
+                         "mark_seen", "delete", "password"})
+        if "password" in t:
+            r.problems.append(
+                f"{p}password: not allowed in the config file; put the password in an environment variable "
+                f"and name it with {p}password_env (default PIPELINE_IMAP_PASSWORD)"
+            )
+        aid = r.value(t, p, "id", str, "")
+        r.check(bool(_SLUG.match(aid)), f"{p}id", "required: lower-case letters, digits and dashes")
+        r.check(aid not in seen, f"{p}id", f"duplicate imap id {aid!r}")
+        r.check(aid not in source_ids, f"{p}id", f"{aid!r} is also a [[sources]] id; `pipeline fetch --source` "
+                                               "needs them apart")
+        seen.add(aid)
+        security = r.value(t, p, "security", str, "ssl")
+        r.check(security in IMAP_SECURITY, f"{p}security", f"must be one of {', '.join(IMAP_SECURITY)}")
+        ca_value = r.value(t, p, "ca_file", str, "")
+        ca_file = resolve(ca_value) if ca_value else None
+        if ca_file is not None:
+            r.check(ca_file.is_file(), f"{p}ca_file", f"no such file: {ca_file}")
+        account = ImapConfig(
+            id=aid,
+            host=r.value(t, p, "host", str, "").strip(),
+            user=r.value(t, p, "user", str, ""),
+            port=r.value(t, p, "port", int, 993 if security == "ssl" else 143),
+            security=security,
+            folder=r.value(t, p, "folder", str, "INBOX"),
+            password_env=r.value(t, p, "password_env", str, "PIPELINE_IMAP_PASSWORD"),
+            ca_file=ca_file,
+            timeout=r.value(t, p, "timeout", float, 30.0),
+            mark_seen=r.value(t, p, "mark_seen", bool, False),
+            delete=r.value(t, p, "delete", bool, False),
+        )
+        r.check(bool(account.host), f"{p}host", "required: the IMAP server's name or address")
+        r.check(bool(account.user), f"{p}user", "required: the login name")
+        r.check(0 < account.port < 65536, f"{p}port", "must be a port number")
+        r.check(bool(account.folder.strip()), f"{p}folder", "must not be empty")
+        r.check(bool(_ENV_NAME.match(account.password_env)), f"{p}password_env",
+                "must be the name of an environment variable")
+        r.check(account.timeout > 0, f"{p}timeout", "must be greater than 0")
+        accounts.append(account)
+    return tuple(accounts)

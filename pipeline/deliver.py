@@ -13,6 +13,14 @@ stopped between the two: the server may or may not have the message. Such a
 delivery is not repeated (a missing digest is better than a duplicate); it
 is reported as a problem, and ``pipeline deliver --resend-unknown`` sends it
 again on purpose.
+
+Only digests whose window has closed are mailed: a digest still open (the
+day or week is not over) may still grow. ``deliver_digests`` with no digest
+named mails every *due* digest: closed, recorded, with stories, whose window
+closed within the last ``schedule.catch_up_days`` days (at least one), and not
+yet sent to some address. So every delivering run (a scheduled job,
+``pipeline deliver``, ``pipeline digest --deliver``, ``digest.email.on_digest``)
+also retries what failed before and mails what a catch-up made.
 """
 
 from __future__ import annotations
@@ -22,11 +30,12 @@ import os
 import smtplib
 import ssl
 from collections.abc import Iterable
-from datetime import datetime
+from datetime import datetime, timedelta
 from email import message_from_bytes, policy
 from email.message import EmailMessage
 
 from .config import Config, EmailConfig
+from .digest import PERIODS, closes_at, period_window, window_closed
 from .models import Problem, StepResult
 from .store import Store
 
@@ -82,37 +91,68 @@ def _result(counts: dict[str, int], problems: list[Problem]) -> StepResult:
     return StepResult("deliver", {k: v for k, v in counts.items() if v}, tuple(problems))
 
 
+def due_digests(store: Store, config: Config, now: datetime, *, period: str | None = None) -> list[str]:
+    """Ids of the digests a delivery mails by default, oldest first.
+
+    Closed by ``now``, with stories, closed within the last ``schedule.catch_up_days``
+    days (at least one), and not yet sent to every address of ``digest.email.to``.
+    """
+    cfg = config.digest
+    since = now - timedelta(days=max(config.schedule.catch_up_days, 1))
+    due = []
+    for row in store.mailable_digests():
+        if row["period"] not in PERIODS or (period is not None and row["period"] != period):
+            continue
+        try:
+            _, end = period_window(row["period"], row["date"], cfg)
+        except ValueError:  # a key this version cannot read
+            continue
+        if not since <= end <= now:
+            continue
+        sent = {r["address"] for r in store.deliveries(row["id"]) if r["status"] == "sent"}
+        if any(address not in sent for address in cfg.email.to):
+            due.append(row["id"])
+    return due
+
+
 def deliver_digests(
     store: Store,
     config: Config,
     now: datetime,
     *,
     digest_ids: Iterable[str] | None = None,
+    period: str | None = None,
     resend_unknown: bool = False,
 ) -> StepResult:
-    """Send each given digest (default: the newest of each configured period) to every recipient."""
+    """Send each given digest (default: every due one, of ``period`` or of all) to every recipient.
+
+    A digest whose window is still open is not sent: a log line says when it closes.
+    """
     cfg = config.digest.email
     if not cfg.to:
         return _result({}, [Problem("digest.email.to", "no recipients configured")])
-    entries = {e.id: e for e in store.digest_entries()}
+    named = digest_ids is not None  # asked for by name: an open one is worth a warning
     if digest_ids is None:
-        newest: dict[str, str] = {}
-        for e in sorted(entries.values(), key=lambda e: e.date):
-            if e.story_count and e.period in config.digest.periods:
-                newest[e.period] = e.id
-        digest_ids = list(newest.values())
-    counts = {"sent": 0, "already sent": 0, "failed": 0, "unknown": 0}
+        digest_ids = due_digests(store, config, now, period=period)
+    counts = {"sent": 0, "already sent": 0, "failed": 0, "unknown": 0, "still open": 0}
     problems: list[Problem] = []
     todo: list[tuple[str, str, bytes, str]] = []
     for digest_id in digest_ids:
-        entry = entries.get(digest_id)
-        if entry is None:
+        try:
+            entry = store.digest_entry(digest_id)
+        except KeyError:
             problems.append(Problem(digest_id, "no such digest"))
             continue
-        eml_path = config.digest.output_dir / entry.path
-        eml_path = eml_path.with_suffix(".eml")
         if not entry.story_count:
             continue
+        if not window_closed(entry.period, entry.date, config.digest, now):
+            counts["still open"] += 1
+            closes = closes_at(entry.period, entry.date, config.digest)
+            log.log(logging.WARNING if named else logging.INFO,
+                    "the %s digest %s is still open until %s: not mailed now; the first delivery after that "
+                    "mails it", entry.period, entry.date, closes)
+            continue
+        eml_path = (config.digest.output_dir / entry.path).with_suffix(".eml")
         try:
             eml = eml_path.read_bytes()
         except OSError as exc:

@@ -28,16 +28,16 @@ import time
 from collections import Counter, defaultdict, deque
 from collections.abc import Callable
 from concurrent.futures import FIRST_COMPLETED, Executor, Future, ProcessPoolExecutor, ThreadPoolExecutor, wait
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta, timezone
 from typing import Any
 from urllib.parse import urlsplit
 
 from . import fetch_policy as policy
 from .config import Config
-from .fetch_http import FetchError, Response, download, make_client
+from .fetch_http import FetchError, HostLimits, Response, download, make_client
 from .fetch_parse import ParsedFeed, parse_fetched, warm_up
-from .ingest import raw_from_bytes
+from .ingest import raw_from_bytes, store_with_stories
 from .interrupt import stop_requested
 from .models import Problem, RawDocument, Source, StepResult
 from .readers import ReadError, read_document
@@ -51,6 +51,8 @@ POOL_THRESHOLD = 12
 # Results are written in one transaction per this many sources, or per second.
 BATCH_SOURCES = 64
 BATCH_SECONDS = 1.0
+# The status of a body that came whole but cannot be read as a feed (broken XML, say).
+UNREADABLE = "invalid"
 
 
 def subscribed_sources(config: Config, store: Store | None = None) -> tuple[list[Source], list[Problem]]:
@@ -96,6 +98,26 @@ def _host(url: str) -> str:
         return url
 
 
+def current_url(source: Source, state: dict[str, Any]) -> str | None:
+    """The address a source is fetched from: after a permanent redirect of its listed URL, the new one."""
+    if source.url and state.get("moved_to") and state.get("moved_from") == source.url:
+        return str(state["moved_to"])
+    return source.url
+
+
+def followed_sources(config: Config, store: Store) -> tuple[list[Source], list[Problem]]:
+    """``subscribed_sources`` as `sources list` and `sources export` show them: at their current
+    address (a permanent redirect seen), with the minimum interval `sources add` stored."""
+    sources, problems = subscribed_sources(config, store)
+    states = store.fetch_states()
+    out = []
+    for s in sources:
+        state = states.get(s.id, {})
+        own = s.min_interval if s.min_interval is not None else state.get("min_interval")
+        out.append(replace(s, url=current_url(s, state), min_interval=own))
+    return out, problems
+
+
 def plan(sources: list[Source], states: dict[str, dict[str, Any]], now: datetime, *, force: bool,
          only: set[str] | None) -> tuple[list[Target], Counter[str]]:
     """The sources to download now, with the conditional headers to send (pure)."""
@@ -111,7 +133,7 @@ def plan(sources: list[Source], states: dict[str, dict[str, Any]], now: datetime
         if not policy.is_due(next_attempt=parse_ts(state.get("next_attempt")), disabled=None, now=now, force=force):
             skipped["not due"] += 1
             continue
-        url = state["moved_to"] if state.get("moved_to") and state.get("moved_from") == s.url else s.url
+        url = current_url(s, state) or s.url
         headers = {}
         if state.get("etag"):
             headers["If-None-Match"] = state["etag"]
@@ -122,52 +144,66 @@ def plan(sources: list[Source], states: dict[str, dict[str, Any]], now: datetime
 
 
 class _Writer:
-    """Collects store writes and applies them in batched transactions (main thread only).
+    """Applies store writes as they come, inside a transaction committed every
+    ``BATCH_SOURCES`` sources or ``BATCH_SECONDS`` (main thread only).
 
-    Each write runs in its own savepoint inside the batch: one that fails is undone alone and
-    handed to ``on_error`` with its source, and the rest of the batch is kept.
+    Writing each result at once keeps the main thread from long pauses in which the parse
+    workers would run dry; committing in batches keeps SQLite fast. Each write runs in its
+    own savepoint: one that fails is undone alone and handed to ``on_error`` with its source.
     """
 
     def __init__(self, store: Store, on_error: Callable[[Target, Exception], None]) -> None:
         self.store = store
         self.on_error = on_error
-        self.pending: list[tuple[Target, Callable[[], None]]] = []
-        self.last = time.monotonic()
-        self.flushed_once = False
+        self.tx: Any = None  # the open batch transaction (a context manager), if any
+        self.in_batch = 0
+        self.opened = 0.0
+        self.reporting: set[str] = set()  # sources whose failure record is being written
 
     def add(self, target: Target, write: Callable[[], None]) -> None:
-        self.pending.append((target, write))
-        if len(self.pending) >= BATCH_SOURCES or time.monotonic() - self.last > BATCH_SECONDS:
+        if self.tx is None:
+            self.tx = self.store.transaction()
+            self.tx.__enter__()
+            self.in_batch, self.opened = 0, time.monotonic()
+        failure: Exception | None = None
+        try:
+            with self.store.transaction():  # a savepoint
+                write()
+        except Exception as exc:  # noqa: BLE001 - one source's bad write stops nothing else
+            log.debug("storing %s failed", target.url, exc_info=True)
+            failure = exc
+        self.in_batch += 1
+        if self.in_batch >= BATCH_SOURCES or time.monotonic() - self.opened > BATCH_SECONDS:
             self.flush()
+        if failure is not None:
+            if target.source.id in self.reporting:
+                log.error("cannot record the failure of %s: %s", target.url, failure)
+                return
+            self.reporting.add(target.source.id)
+            try:
+                self.on_error(target, failure)
+            finally:
+                self.reporting.discard(target.source.id)
 
     def flush(self) -> None:
-        failures: list[tuple[Target, Exception]] = []
-        if self.pending:
-            with self.store.transaction():
-                for target, write in self.pending:
-                    try:
-                        with self.store.transaction():  # a savepoint
-                            write()
-                    except Exception as exc:  # noqa: BLE001 - one source's bad write stops nothing else
-                        log.debug("storing %s failed", target.url, exc_info=True)
-                        failures.append((target, exc))
-            self.pending.clear()
-        self.last = time.monotonic()
-        self.flushed_once = True
-        for target, exc in failures:
-            self.on_error(target, exc)
+        if self.tx is not None:
+            tx, self.tx = self.tx, None
+            tx.__exit__(None, None, None)
 
 
-def _parse_pool(config: Config, changed_hint: int) -> Executor | None:
+def _parse_pool(config: Config) -> Executor | None:
     workers = config.fetch.parse_workers or os.cpu_count() or 1
-    if changed_hint < POOL_THRESHOLD or workers < 1:
-        return None
     # fork is cheapest (workers inherit the imports) but only safe with no other thread running.
     method = "fork" if threading.active_count() == 1 and "fork" in multiprocessing.get_all_start_methods() else "spawn"
     pool = ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context(method))
     for f in [pool.submit(warm_up) for _ in range(workers)]:
         f.result()
     return pool
+
+
+def _likely_new_bodies(targets: list[Target]) -> int:
+    """How many targets will probably send a body to read: those with no validator to send."""
+    return sum(1 for t in targets if not t.request_headers)
 
 
 def fetch_sources(
@@ -192,18 +228,20 @@ def fetch_sources(
     fc = config.fetch
     min_interval_default = timedelta(minutes=fc.min_interval)
     max_backoff = timedelta(hours=fc.max_backoff)
+
     def write_failed(t: Target, exc: Exception) -> None:
         failed(t, f"unexpected error while storing: {exc!r}", "error")
 
     writer = _Writer(store, write_failed)
 
     def min_interval_of(t: Target) -> timedelta:
-        own = t.state.get("min_interval")
+        """The source's own minimum interval (config, OPML or `sources add`), else fetch.min_interval."""
+        own = t.source.min_interval if t.source.min_interval is not None else t.state.get("min_interval")
         return timedelta(minutes=own) if own is not None else min_interval_default
 
     def record(t: Target, values: dict[str, Any], *, status: str, resp: Response | None, error: str | None,
                seconds: float, also: Callable[[], None] | None = None) -> None:
-        """Queue the new fetch state of a source, after ``also`` (its body and items), atomically."""
+        """Write the new fetch state of a source, after ``also`` (its body and items), atomically."""
         def write() -> None:
             if also is not None:
                 also()
@@ -214,16 +252,23 @@ def fetch_sources(
         writer.add(t, write)
 
     def failed(t: Target, message: str, status: str, *, retry_after: float | None = None,
-               seconds: float = 0.0, resp: Response | None = None) -> None:
+               seconds: float = 0.0, resp: Response | None = None, extra: dict[str, Any] | None = None,
+               also: Callable[[], None] | None = None) -> None:
         errors = int(t.state.get("consecutive_errors") or 0) + 1
         sched = policy.after_failure(
             now=now, errors=errors, max_backoff=max_backoff,
             jitter=policy.jitter_for(t.source.id, errors, now), retry_after=retry_after,
+            min_interval=min_interval_of(t),
         )
-        record(t, {"consecutive_errors": errors, "next_attempt": sched.next_attempt}, status=status, resp=resp,
-               error=message, seconds=seconds)
+        record(t, {"consecutive_errors": errors, "next_attempt": sched.next_attempt, **(extra or {})},
+               status=status, resp=resp, error=message, seconds=seconds, also=also)
         problems.append(Problem(t.url, message))
         counts["failed"] += 1
+
+    def validators(resp: Response) -> dict[str, Any]:
+        """The ETag and Last-Modified a response carries (a 304 may bring new ones)."""
+        found = {"etag": resp.header("etag"), "last_modified": resp.header("last-modified")}
+        return {k: v for k, v in found.items() if v}
 
     def succeeded(t: Target, resp: Response, status: str, extra: dict[str, Any], error: str | None = None,
                   also: Callable[[], None] | None = None) -> None:
@@ -239,40 +284,43 @@ def fetch_sources(
         record(t, values, status=status, resp=resp, error=error, seconds=resp.seconds, also=also)
 
     def store_parsed(t: Target, resp: Response, doc: RawDocument, parsed: ParsedFeed) -> None:
-        body_state = {"body_hash": doc.id, "etag": resp.header("etag"), "last_modified": resp.header("last-modified")}
         for w in parsed.warnings:
             log.warning("%s: %s", t.url, w)
         if parsed.error is not None:
+            error = parsed.error
+
             def write_unreadable() -> None:
-                store.add_raw(doc, t.source.id)
-                store.mark_raw_failed(doc.id, parsed.error or "")
-            problems.append(Problem(t.url, parsed.error))
-            counts["failed"] += 1
-            # a body that cannot be read is kept, and not read again until it changes
-            succeeded(t, resp, str(resp.status), body_state, error=parsed.error, also=write_unreadable)
+                store.add_fetched_raw(doc, t.source.id)
+                store.mark_raw_failed(doc.id, error)
+            # Kept, and not read again while the same bytes come back. No validators are
+            # stored, so the next fetch gets the body (and its hash) rather than a 304.
+            failed(t, error, UNREADABLE, seconds=resp.seconds, resp=resp, extra={"body_hash": doc.id},
+                   also=write_unreadable)
             return
         counts["feeds read"] += 1
         problems.extend(parsed.problems)
         counts["empty entries"] += len(parsed.problems)
-
         counts["unchanged"] += parsed.skipped
 
         def write_items() -> None:
             outcomes: Counter[str] = Counter()
-            store.add_raw(doc, t.source.id)
-            for item, h in zip(parsed.items, parsed.entry_hashes, strict=True):
-                outcomes[store.upsert_item(item, now)] += 1
-                store.set_entry_hash(item.source_id, item.guid, h)
+            store.add_fetched_raw(doc, t.source.id)
+            for item, stories in zip(parsed.items, parsed.stories, strict=True):
+                outcomes.update(store_with_stories(store, item, now, siblings=parsed.guids, split=t.source.split,
+                                                   stories=stories))
+            store.set_entry_hashes(t.source.id, [(i.guid, h) for i, h in zip(parsed.items, parsed.entry_hashes,
+                                                                               strict=True)])
             counts.update(outcomes)  # counted once stored
         error = "; ".join(p.message for p in parsed.problems) or None
-        succeeded(t, resp, str(resp.status), body_state, error=error, also=write_items)
+        succeeded(t, resp, str(resp.status), {"body_hash": doc.id, **validators(resp)}, error=error,
+                  also=write_items)
 
     def handle_response(t: Target, resp: Response) -> tuple[RawDocument, Target, Response] | None:
         """Decide on a downloaded response; a new body is returned to be read."""
         retry_after = policy.retry_after_seconds(resp.header("retry-after"), now)
         if resp.status == 304:
             counts["not modified"] += 1
-            succeeded(t, resp, "304", {})
+            succeeded(t, resp, "304", validators(resp))
             return None
         if resp.status == 410:
             reason = f"HTTP 410 Gone at {now.date().isoformat()}: the feed was removed"
@@ -281,8 +329,10 @@ def fetch_sources(
             problems.append(Problem(t.url, f"HTTP 410 {resp.reason}: source disabled"))
             counts["disabled now"] += 1
             return None
-        if resp.status >= 400 or resp.status < 200 or resp.status in (204, 206):
+        if resp.status >= 300 or resp.status < 200 or resp.status in (204, 206):
             message = f"HTTP {resp.status} {resp.reason}".rstrip()
+            if 300 <= resp.status < 400:
+                message += " without a Location header"  # a redirect with one was followed
             if retry_after is not None and resp.status in (429, 503):
                 message += f" (retry after {retry_after:g} s)"
             failed(t, message, str(resp.status), retry_after=retry_after, seconds=resp.seconds, resp=resp)
@@ -292,8 +342,11 @@ def fetch_sources(
                              headers=resp.headers)
         if doc.id == t.state.get("body_hash"):
             counts["unchanged bodies"] += 1
-            succeeded(t, resp, str(resp.status), {"etag": resp.header("etag"),
-                                                  "last_modified": resp.header("last-modified")})
+            if t.state.get("last_status") == UNREADABLE:  # the same broken bytes again: still broken
+                failed(t, t.state.get("last_error") or "the feed cannot be read", UNREADABLE, seconds=resp.seconds,
+                       resp=resp, extra={"body_hash": doc.id})
+            else:
+                succeeded(t, resp, str(resp.status), validators(resp))
             return None
         return doc, t, resp
 
@@ -304,34 +357,36 @@ def fetch_sources(
     active: Counter[str] = Counter()
     downloads: dict[Future[Response], Target] = {}
     parsing: dict[Future[ParsedFeed], tuple[RawDocument, Target, Response]] = {}
+    to_read: deque[tuple[RawDocument, Target, Response]] = deque()
+    parse_workers = fc.parse_workers or os.cpu_count() or 1
     pool: Executor | None = None
-    backlog_limit = 1 << 30  # bodies waiting to be read, beyond which no new download starts
-    to_read: list[tuple[RawDocument, Target, Response]] = []
+    read_here = 0  # bodies read in this process
     stopped = False
+    limits = HostLimits(fc.per_host)
     client = make_client(fc)
+    # A pool only when bodies are expected: a run where every feed answers 304 forks nothing.
+    # Started before any download thread when it can be (fork is only safe then).
+    if _likely_new_bodies(targets) >= POOL_THRESHOLD:
+        pool = _parse_pool(config)
     threads = ThreadPoolExecutor(max_workers=fc.workers, thread_name_prefix="fetch")
     try:
-        if len(targets) >= POOL_THRESHOLD:
-            pool = _parse_pool(config, len(targets))
-            if pool is not None:
-                backlog_limit = 3 * (config.fetch.parse_workers or os.cpu_count() or 1)
+        def backlog() -> int:
+            """Bodies downloaded and not yet read; downloads stop past a few per parse worker."""
+            return len(parsing) + len(to_read)
 
         def dispatch() -> None:
             nonlocal stopped
+            limit = 4 * parse_workers if pool is not None else POOL_THRESHOLD
             for host in list(queues):
-                while (
-                    queues[host]
-                    and active[host] < fc.per_host
-                    and len(downloads) < fc.workers
-                    and len(parsing) + len(to_read) + len(downloads) < backlog_limit + fc.workers
-                ):
+                while queues[host] and active[host] < fc.per_host and len(downloads) < fc.workers \
+                        and backlog() + len(downloads) < limit + fc.workers:
                     if stop_requested():
                         stopped = True
                         return
                     t = queues[host].popleft()
                     active[host] += 1
                     fut = threads.submit(download, client, t.url, t.request_headers, max_bytes=fc.max_bytes,
-                                         total_timeout=fc.total_timeout)
+                                         total_timeout=fc.total_timeout, limits=limits)
                     downloads[fut] = t
                 if not queues[host]:
                     del queues[host]
@@ -339,7 +394,7 @@ def fetch_sources(
         def read_now(job: tuple[RawDocument, Target, Response]) -> None:
             doc, t, resp = job
             try:
-                parsed = parse_fetched(doc, t.source.id, store.entry_hashes(t.source.id))
+                parsed = parse_fetched(doc, t.source.id, store.entry_hashes(t.source.id), split=t.source.split)
             except Exception as exc:  # noqa: BLE001 - one bad feed must not stop the run
                 log.debug("reading %s failed", t.url, exc_info=True)
                 parsed = ParsedFeed(t.source.id, (), (), (), f"unexpected error while reading: {exc!r}")
@@ -349,13 +404,19 @@ def fetch_sources(
 
         dispatch()
         while downloads or parsing or to_read:
-            if to_read and pool is None:
-                read_now(to_read.pop(0))
-                continue
+            if pool is None and to_read:
+                waiting = sum(len(q) for q in queues.values()) + len(downloads) + len(to_read)
+                if read_here + len(to_read) >= POOL_THRESHOLD and waiting >= POOL_THRESHOLD:
+                    pool = _parse_pool(config)  # many feeds changed after all
+                else:
+                    read_here += 1
+                    read_now(to_read.popleft())
+                    dispatch()
+                    continue
             while to_read and pool is not None:
-                job = to_read.pop(0)
+                job = to_read.popleft()
                 known = store.entry_hashes(job[1].source.id)
-                parsing[pool.submit(parse_fetched, job[0], job[1].source.id, known)] = job
+                parsing[pool.submit(parse_fetched, job[0], job[1].source.id, known, split=job[1].source.split)] = job
             done, _ = wait([*downloads, *parsing], return_when=FIRST_COMPLETED, timeout=0.5)
             for fut in done:
                 if fut in downloads:
@@ -383,11 +444,11 @@ def fetch_sources(
                     store_parsed(job[1], job[2], job[0], parsed)
                     if progress:
                         progress(1)
-            if not stopped:
-                dispatch()
-        while writer.pending or not writer.flushed_once:
-            writer.flush()  # a write that failed queues its error record: flush until none is left
+                if not stopped:
+                    dispatch()  # after each result: the pool never waits for a batch of them
+        writer.flush()
     finally:
+        writer.flush()
         threads.shutdown(wait=True, cancel_futures=True)
         client.close()
         if pool is not None:
@@ -406,7 +467,6 @@ def summary_line(result: StepResult) -> str:
         f"fetched {c.get('fetched', 0)}, not modified {c.get('not modified', 0)}, failed {c.get('failed', 0)}, "
         f"new items {c.get('new', 0)}"
     )
-
 
 
 class AddError(ValueError):
@@ -458,8 +518,9 @@ def add_source(
         except ReadError as exc:
             raise AddError(f"{feed_url}: {exc}") from None
     sources, _ = subscribed_sources(config, store)
-    for s in sources:
-        if s.url == feed_url:
+    current, _ = followed_sources(config, store)
+    for s, now_at in zip(sources, current, strict=True):
+        if feed_url in (s.url, now_at.url):
             raise AddError(f"{feed_url}: already followed as source {s.id!r}")
     title = name or domain_of(feed_url) or feed_url
     taken = {s.id for s in store.sources()} | {s.id for s in sources}
@@ -503,9 +564,10 @@ def import_sources(store: Store, config: Config, listed: list[Source]) -> tuple[
             sid, n = s.id, 2
             while sid in taken:
                 sid, n = f"{slugify(s.id)}-{n}", n + 1
-            new = Source(id=sid, name=s.name, tier=s.tier, kind=s.kind, url=s.url, site=s.site, match=s.match,
-                         origin="cli", category=s.category)
+            new = replace(s, id=sid, origin="cli")
             store.add_source(new)
+            if s.min_interval is not None:
+                store.save_fetch_state(sid, {"min_interval": s.min_interval})
             taken.add(sid)
             urls.add(s.url)
             added.append(new)

@@ -9,9 +9,12 @@ so a server trickling bytes cannot hold a download forever.
 
 from __future__ import annotations
 
+import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
-from urllib.parse import urljoin
+from urllib.parse import urljoin, urlsplit
 
 import httpx
 
@@ -46,6 +49,30 @@ class Response:
         return None
 
 
+class HostLimits:
+    """At most ``per_host`` requests at once to any one host, counted on the host each request
+    actually goes to: feeds that redirect to one host share its limit."""
+
+    def __init__(self, per_host: int) -> None:
+        self.per_host = per_host
+        self._lock = threading.Lock()
+        self._slots: dict[str, threading.BoundedSemaphore] = {}
+
+    def host_of(self, url: str) -> str:
+        try:
+            return (urlsplit(url).hostname or url).lower()
+        except ValueError:
+            return url
+
+    @contextmanager
+    def hold(self, url: str) -> Iterator[None]:
+        host = self.host_of(url)
+        with self._lock:
+            slot = self._slots.setdefault(host, threading.BoundedSemaphore(self.per_host))
+        with slot:
+            yield
+
+
 def make_client(fetch: FetchConfig) -> httpx.Client:
     return httpx.Client(
         timeout=httpx.Timeout(connect=fetch.connect_timeout, read=fetch.timeout, write=fetch.timeout, pool=None),
@@ -73,15 +100,20 @@ def download(
     *,
     max_bytes: int,
     total_timeout: float,
+    limits: HostLimits | None = None,
 ) -> Response:
-    """GET ``url``; raise FetchError on transport failures, oversize or slow bodies."""
+    """GET ``url``; raise FetchError on transport failures, oversize or slow bodies.
+
+    With ``limits``, each request (each hop of a redirect) waits for a free slot on its host.
+    """
     started = time.monotonic()
     deadline = started + total_timeout
     permanent = True
     current = url
     try:
         for _ in range(MAX_REDIRECTS + 1):
-            with client.stream("GET", current, headers=headers) as response:
+            with limits.hold(current) if limits is not None else nullcontext(), \
+                    client.stream("GET", current, headers=headers) as response:
                 if response.status_code in REDIRECTS and response.headers.get("location"):
                     permanent = permanent and response.status_code in (301, 308)
                     current = urljoin(current, response.headers["location"])

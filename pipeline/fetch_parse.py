@@ -8,11 +8,14 @@ and writes) and gets back the items, ready to be stored.
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass
+import logging
+from dataclasses import dataclass, replace
 
 from .models import Entry, Item, Problem, RawDocument
-from .normalize import EmptyEntry, normalize_entry
+from .normalize import EmptyEntry, children_of, normalize_entry
 from .readers import ReadError, read_document
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -24,6 +27,8 @@ class ParsedFeed:
     error: str | None  # the whole body could not be read
     entry_hashes: tuple[str, ...] = ()  # one per item: the entry as it arrived
     skipped: int = 0  # entries identical to one already stored, not cleaned again
+    guids: frozenset[str] = frozenset()  # entry ids of every entry in the body, skipped ones too
+    stories: tuple[tuple[Item, ...], ...] = ()  # one per item: the stories split from it, if a roundup
 
 
 def entry_hash(entry: Entry, base: str | None) -> str:
@@ -36,17 +41,25 @@ def entry_hash(entry: Entry, base: str | None) -> str:
     return hashlib.sha1("\x1e".join(p or "" for p in parts).encode("utf-8", "surrogatepass")).hexdigest()
 
 
-def parse_fetched(doc: RawDocument, source_id: str, known: frozenset[str] = frozenset()) -> ParsedFeed:
+def parse_fetched(doc: RawDocument, source_id: str, known: frozenset[str] = frozenset(), *,
+                  split: str = "auto") -> ParsedFeed:
     """Items of a fetched feed; entries whose hash is in ``known`` are stored already and skipped."""
+    if doc.headers and not any(name == "content-type" for name, _ in doc.headers):
+        # feedparser takes response headers without a Content-Type for a response that is not
+        # XML (a warning on every such feed, and Latin-1 assumed): read the bytes as a file is read.
+        log.debug("%s: no Content-Type; read by its XML declaration", doc.origin)
+        doc = replace(doc, headers=())
     try:
         parsed = read_document(doc)
     except ReadError as exc:
         return ParsedFeed(source_id, (), (), (), str(exc))
     items: list[Item] = []
     hashes: list[str] = []
+    stories: list[tuple[Item, ...]] = []
     skipped = 0
     problems: list[Problem] = []
     warnings: list[str] = []
+    guids: set[str] = set()
     for pd in parsed:
         warnings.extend(pd.warnings)
         base = pd.hint.site_url or pd.hint.feed_url
@@ -54,13 +67,18 @@ def parse_fetched(doc: RawDocument, source_id: str, known: frozenset[str] = froz
             h = entry_hash(entry, base)
             if h in known:
                 skipped += 1
+                if entry.guid:
+                    guids.add(entry.guid.strip())
                 continue
             try:
                 items.append(normalize_entry(entry, source_id=source_id, raw_id=doc.id, base_url=base))
                 hashes.append(h)
+                guids.add(items[-1].guid)
+                stories.append(children_of(items[-1], mode=split) if split != "never" else ())
             except EmptyEntry as exc:
                 problems.append(Problem(f"{doc.origin} (entry {n})", str(exc)))
-    return ParsedFeed(source_id, tuple(items), tuple(problems), tuple(warnings), None, tuple(hashes), skipped)
+    return ParsedFeed(source_id, tuple(items), tuple(problems), tuple(warnings), None, tuple(hashes), skipped,
+                      frozenset(guids), tuple(stories))
 
 
 def warm_up() -> None:

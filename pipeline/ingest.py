@@ -11,13 +11,14 @@ import hashlib
 import logging
 from collections import Counter
 from collections.abc import Iterable, Iterator
+from dataclasses import replace
 from datetime import datetime
 from pathlib import Path
 
 from .config import Config
 from .interrupt import stop_requested
-from .models import Problem, RawDocument, Source, StepResult
-from .normalize import EmptyEntry, normalize_entry
+from .models import Item, Problem, RawDocument, Source, StepResult
+from .normalize import EmptyEntry, children_of, normalize_entry
 from .readers import ReadError, detect_media, read_document
 from .sources import resolve_source
 from .store import Store
@@ -112,16 +113,47 @@ def store_document(
                 known.append(src)
             store.set_raw_source(doc.id, src.id)
             base = pd.hint.site_url or pd.hint.feed_url
+            items = []
             for n, entry in enumerate(pd.entries, 1):
                 try:
-                    item = normalize_entry(entry, source_id=src.id, raw_id=doc.id, base_url=base)
+                    items.append(normalize_entry(entry, source_id=src.id, raw_id=doc.id, base_url=base))
                 except EmptyEntry as exc:
                     problems.append(Problem(f"{doc.origin} (entry {n})", str(exc)))
                     counts["empty entries"] += 1
-                    continue
-                counts[store.upsert_item(item, now)] += 1
+            siblings = {i.guid for i in items}
+            for item in items:
+                outcome = store_with_stories(store, item, now, siblings=siblings, split=src.split)
+                counts.update(outcome)
     counts["files read"] += 1
     return counts, problems
+
+
+def store_with_stories(
+    store: Store,
+    item: Item,
+    now: datetime,
+    *,
+    siblings: Iterable[str],
+    split: str,
+    stories: tuple[Item, ...] | None = None,
+) -> Counter[str]:
+    """Store an item and, when it is a roundup, the stories split from it.
+
+    ``stories`` may hold the stories split beforehand (by a worker process);
+    they are split again when the item turned out to be stored under another id.
+    A copy of another source's item brings no stories: that item has them.
+    """
+    counts: Counter[str] = Counter()
+    outcome, row_id, row_guid = store.store_item(item, now, siblings=siblings)
+    counts[outcome] += 1
+    if outcome == "duplicate" or split == "never":
+        return counts
+    if stories is None or (row_id, row_guid) != (item.id, item.guid):
+        stories = children_of(replace(item, id=row_id, guid=row_guid), mode=split)
+    story_ids = {s.guid for s in stories}
+    for story in stories:
+        counts["stories " + store.upsert_item(story, now, siblings=story_ids)] += 1
+    return counts
 
 
 def ingest_paths(store: Store, config: Config, paths: Iterable[Path], now: datetime) -> StepResult:

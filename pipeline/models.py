@@ -25,6 +25,8 @@ class Source:
     match: tuple[str, ...] = ()  # domains, addresses and list ids that belong to it
     origin: str = "auto"  # config, opml, cli (added with `pipeline sources add`) or auto
     category: str | None = None  # OPML folder it was listed under
+    split: str = "auto"  # roundups into stories: auto, always or never
+    min_interval: float | None = None  # its own minutes between two fetches (default: fetch.min_interval)
 
 
 @dataclass(frozen=True)
@@ -86,6 +88,7 @@ class Item:
     content_hash: str
     raw_id: str | None = None
     categories: tuple[str, ...] = ()
+    parent_id: str | None = None  # the roundup this story was split from
 
 
 @dataclass(frozen=True)
@@ -108,6 +111,32 @@ class StoredItem:
     event_id: str | None = None
     source_kind: str | None = None
     categories: tuple[str, ...] = ()
+    parent_id: str | None = None  # the roundup this story was split from
+    children: int = 0  # stories split from this item, when it is a roundup
+
+    @property
+    def when(self) -> datetime:
+        """The time the item is about: when it was published, else when first seen."""
+        return self.published or self.first_seen
+
+
+@dataclass(frozen=True)
+class SearchHit:
+    """One item found by a full-text search, with how well it matched and where."""
+
+    id: str
+    source_id: str
+    source_name: str
+    tier: int
+    url: str | None
+    title: str
+    published: datetime | None
+    first_seen: datetime
+    kind: str | None
+    topics: tuple[str, ...]
+    event_id: str | None
+    score: float  # BM25, higher is better; only comparable within one search
+    snippet: str  # a stretch of the body, matched words between the store's markers
 
     @property
     def when(self) -> datetime:
@@ -117,10 +146,16 @@ class StoredItem:
 
 @dataclass(frozen=True)
 class TopicRule:
+    """A topic and the rules that give it (see pipeline/tag.py for how they score)."""
+
     id: str
     label: str
-    phrases: tuple[str, ...]
-    exclude: tuple[str, ...] = ()
+    any: tuple[str, ...]  # terms that each add to the score
+    strong: tuple[str, ...] = ()  # terms that each add three times as much
+    all: tuple[str, ...] = ()  # groups ("a|b|c") that must each be found for the topic to be given
+    none: tuple[str, ...] = ()  # terms that veto the topic when found in the title or opening
+    min_score: float | None = None  # score from which the topic is given (default: tag.min_score)
+    weight: float = 1.0  # how much the topic counts when ranking digest stories
 
 
 @dataclass(frozen=True)

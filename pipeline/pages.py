@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timezone
 from pathlib import Path
 
 from .atom import digest_feed, topic_feed
@@ -28,12 +28,11 @@ from .render import (
 )
 from .store import Store
 from .store_digests import DigestEntry
-from .summarize import summarize
+from .summarizer import Summarizer
 
 log = logging.getLogger(__name__)
 
 TOPIC_PAGE_EVENTS = 50  # events listed on a topic page and in its feed
-FEED_DIGESTS = 50  # digests in feed.xml
 
 
 @dataclass(frozen=True)
@@ -63,7 +62,7 @@ class EventPage:
     id: str
     title: str
     url: str | None
-    summary: str  # names the kind of piece, its source and tier
+    summary: str  # the event summary: names the kind of piece, its source and tier, and the other sources
     source: str
     tier: int
     kind: str
@@ -107,6 +106,7 @@ def _event_page(
     related: list[tuple[str, list[StoredItem]]],
     topics: tuple[TopicRule, ...],
     page_ids: set[str],
+    summarizer: Summarizer,
 ) -> EventPage:
     head = headline_of(members)
     others: list[SourceRef] = []
@@ -120,12 +120,12 @@ def _event_page(
     for rel_id, rel_members in related:
         if rel_members:
             rel_head = headline_of(rel_members)
-            rel.append(RelatedEvent(rel_id, rel_head.title, summarize(rel_head), rel_id in page_ids))
+            rel.append(RelatedEvent(rel_id, rel_head.title, summarizer.event(rel_members), rel_id in page_ids))
     return EventPage(
         id=event_id,
         title=head.title,
         url=head.url,
-        summary=summarize(head),
+        summary=summarizer.event(members),
         source=head.source_name,
         tier=head.tier,
         kind=head.kind or "news",
@@ -142,11 +142,17 @@ def build_site(
     links: dict[str, list[str]],
     digests: list[DigestEntry],
     topics: tuple[TopicRule, ...],
+    summarizer: Summarizer | None = None,
 ) -> Site:
-    """Event, topic and index pages from the events' members and related-event links."""
+    """Event, topic and index pages from the events' members and related-event links.
+
+    Summaries come from ``summarizer`` (default: extractive).
+    """
+    summarizer = summarizer or Summarizer()
     page_ids = {e for e, m in members.items() if m}
     events = [
-        _event_page(e, members[e], [(r, members.get(r, [])) for r in links.get(e, [])], topics, page_ids)
+        _event_page(e, members[e], [(r, members.get(r, [])) for r in links.get(e, [])], topics, page_ids,
+                    summarizer)
         for e in sorted(page_ids)
     ]
     newest_first = sorted(events, key=lambda e: (e.when, e.id), reverse=True)
@@ -166,12 +172,18 @@ def build_site(
     )
 
 
+def site_info(config: Config) -> SiteInfo:
+    """The site's name and URL; without a URL, the output folder tells this installation's feed ids apart."""
+    cfg = config.digest
+    return SiteInfo(title=cfg.site_title, url=cfg.site_url, install=str(cfg.output_dir.resolve()))
+
+
 def render_site(site: Site, config: Config) -> dict[Path, str]:
     """Every page and feed of the site, by path under the output folder."""
     cfg = config.digest
     md_env = template_environment(cfg.templates)
     html_env = html_environment(cfg.templates)
-    info = SiteInfo(title=cfg.site_title, url=cfg.site_url)
+    info = site_info(config)
     out: dict[Path, str] = {}
     up = {"md": Links("../", "md"), "html": Links("../", "html")}
     here = {"md": Links("", "md"), "html": Links("", "html")}
@@ -198,18 +210,24 @@ def render_site(site: Site, config: Config) -> dict[Path, str]:
     out[Path("index.html")] = tidy_html(
         html_env.get_template("index.html.j2").render(index=site.index, site=info, links=here["html"])
     )
-    out[Path("feed.xml")] = digest_feed(site.index.digests[:FEED_DIGESTS], info)
+    out[Path("feed.xml")] = digest_feed(site.index.digests, info)  # every digest
     return out
 
 
-def publish_site(store: Store, config: Config) -> StepResult:
-    """Write the event and topic pages, the index and the feeds; return the paths that changed."""
+def publish_site(store: Store, config: Config, *, summarizer: Summarizer | None = None) -> StepResult:
+    """Write the event and topic pages, the index and the feeds; return the paths that changed.
+
+    ``summarizer`` writes the summaries; by default one is built from ``[summarize]``.
+    """
     from .digest import write_atomic
 
+    if summarizer is None:
+        with Summarizer.from_config(config.summarize, store, now=datetime.now(timezone.utc)) as own:
+            return publish_site(store, config, summarizer=own)
     event_ids = store.digested_event_ids()
     links = {e: [r for r, _ in store.related_events(e)] for e in event_ids}
     members = store.event_members(set(event_ids) | {r for rs in links.values() for r in rs})
-    site = build_site(members, links, store.digest_entries(), config.topics)
+    site = build_site(members, links, store.digest_entries(), config.topics, summarizer)
     written = []
     for rel, text in render_site(site, config).items():
         path = config.digest.output_dir / rel

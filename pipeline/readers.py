@@ -20,6 +20,7 @@ import hashlib
 import html as html_lib
 import json
 import re
+import zlib
 from collections import Counter
 from datetime import datetime, timezone
 from email.message import EmailMessage, Message
@@ -30,6 +31,7 @@ from urllib.parse import urlsplit
 import feedparser
 from bs4 import BeautifulSoup
 
+from .boilerplate import clean_html, clean_text
 from .models import Entry, ParsedDocument, RawDocument, SourceHint
 
 FEED_SUFFIXES = {".xml", ".rss", ".atom", ".rdf", ".feed", ".json", ".jsonfeed"}
@@ -79,7 +81,7 @@ def read_document(doc: RawDocument) -> tuple[ParsedDocument, ...]:
     if payload[:2] == b"\x1f\x8b":
         try:
             payload = gzip.decompress(payload)
-        except (OSError, EOFError) as exc:
+        except (OSError, EOFError, zlib.error) as exc:
             raise ReadError(f"gzip-compressed data that cannot be decompressed: {exc}") from None
     reader = _READERS.get(doc.media)
     if reader is None:
@@ -434,16 +436,18 @@ def parse_message(payload: bytes) -> ParsedDocument:
         body_part = msg.get_body(preferencelist=("html", "plain"))
     except Exception:  # noqa: BLE001
         body_part = None
-    if body_part is None and not msg.is_multipart():
+    if body_part is None and msg.get_content_maintype() == "text":
         body_part = msg
     content, ctype = "", "text"
     if body_part is not None:
         content = _part_text(body_part)
         ctype = "html" if body_part.get_content_subtype() == "html" else "text"
     if not subject and not content.strip():
-        raise ReadError("message has neither a subject nor a readable text or HTML part")
+        parts = ", ".join(sorted({p.get_content_type() for p in msg.walk() if not p.is_multipart()})) or "none"
+        raise ReadError(f"message has neither a subject nor a readable text or HTML part (parts: {parts})")
     message_id = (_header(msg, "Message-ID") or "").strip("<> ") or None
-    url = _view_online_link(content) if ctype == "html" else None
+    url = _view_online_link(content) if ctype == "html" else _view_online_text_link(content)
+    content = clean_html(content) if ctype == "html" else clean_text(content)
     entry = Entry(
         guid=message_id or _stable_guid(sender, subject, _header(msg, "Date")),
         url=url,
@@ -463,12 +467,21 @@ def parse_message(payload: bytes) -> ParsedDocument:
     return ParsedDocument(hint=hint, entries=(entry,))
 
 
+# Labels that senders put on text of any single-byte Western encoding, and on UTF-8 by mistake.
+_LOOSE_LABELS = frozenset(("", "us-ascii", "ascii", "iso-8859-1", "iso8859-1", "latin-1", "latin1", "l1",
+                           "windows-1252", "cp1252", "x-user-defined", "unknown-8bit", "8bit"))
+
+
 def _part_text(part: Message) -> str:
     """Decoded text of a MIME part, surviving wrong or unknown charset labels.
 
-    The declared charset is tried strictly first (so an ISO-8859-1 part whose
-    HTML claims UTF-8 is read as ISO-8859-1); when the bytes do not fit it,
-    UTF-8 and then Windows-1252 are tried, never silently replacing characters.
+    A part labelled US-ASCII, ISO-8859-1 or Windows-1252 (or not at all) is
+    read as UTF-8 when its bytes are valid UTF-8 with some non-ASCII in them
+    (a common mislabel, and one that real Latin-1 text practically never
+    makes), else as Windows-1252, which is what such labels mean in practice
+    (the curly quotes of 0x91-0x94 included). Any other declared charset is
+    tried strictly first, then UTF-8 and Windows-1252; characters are never
+    silently replaced.
     """
     try:
         raw = part.get_payload(decode=True)
@@ -480,7 +493,10 @@ def _part_text(part: Message) -> str:
     if isinstance(raw, str):
         return raw
     declared = (part.get_content_charset() or "").strip().lower()
-    candidates = [c for c in (declared, "utf-8", "cp1252") if c]
+    if declared in _LOOSE_LABELS:
+        candidates = ["utf-8", "cp1252"] if not raw.isascii() else ["ascii"]
+    else:
+        candidates = [declared, "utf-8", "cp1252"]
     for candidate in dict.fromkeys(candidates):
         try:
             return raw.decode(candidate)
@@ -501,6 +517,18 @@ def _view_online_link(html: str) -> str | None:
         text = " ".join(html_lib.unescape(_TAG.sub(" ", m.group(4))).split())
         if _VIEW_ONLINE.search(text) and href.startswith(("http://", "https://")):
             return href
+    return None
+
+
+_TEXT_VIEW_ONLINE = re.compile(r"^.{0,80}?(https?://\S+)\s*$")
+
+
+def _view_online_text_link(text: str) -> str | None:
+    """The web copy a plain-text newsletter names near its top ("View in browser: https://...")."""
+    for line in text.splitlines()[:15]:
+        m = _TEXT_VIEW_ONLINE.match(line.strip())
+        if m and _VIEW_ONLINE.search(line):
+            return m.group(1).rstrip(">)")
     return None
 
 

@@ -4,8 +4,10 @@ Everything here is pure: records in, text or bytes out. Two Jinja
 environments share one loader (the user's ``digest.templates`` folder first,
 then the built-in templates): one for Markdown and text, which escapes with
 the ``md`` filter, and one for HTML, which autoescapes. Text that came from
-feeds or e-mails reaches HTML only as escaped text, or, for the ``rich``
-filter (Markdown to HTML), through the nh3 sanitizer with a short allow-list.
+feeds or e-mails (titles, names, summaries: all plain text) reaches HTML only
+as escaped text. The ``rich`` filter (Markdown to HTML, through the nh3
+sanitizer with a short allow-list) is there for user templates; the built-in
+ones do not use it.
 """
 
 from __future__ import annotations
@@ -19,24 +21,38 @@ from email.message import EmailMessage
 from email.policy import SMTP
 from email.utils import format_datetime, formataddr
 from pathlib import Path
+from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
 import css_inline
 import jinja2
 import nh3
+from bs4 import BeautifulSoup
 from markdown_it import MarkdownIt
 from markupsafe import Markup
+
+if TYPE_CHECKING:
+    from .config import DigestConfig
+    from .digest import DigestView
 
 # --- Markdown ----------------------------------------------------------------
 
 _MD_SPECIAL = re.compile(r"([\\`*_\[\]<>|])")
+_BLOCK_MARK = re.compile(r"^(?:[#+-](?=\s|$)|[=-]+$)")  # a heading, a list item, a rule or an underline
+_LIST_NUMBER = re.compile(r"^(\d{1,9})([.)])(?=\s|$)")  # an ordered list item: 1. or 1)
 
 
 def md_escape(text: str) -> str:
-    """Text safe to place inline in Markdown: special characters escaped, one line."""
+    """Text safe to place inline in Markdown: special characters escaped, one line.
+
+    What would start a block where the text is placed is escaped too: a
+    heading ``#``, a list item ``-`` or ``+``, a rule ``---``, and an ordered
+    list item, whose number stays as it is (``1\\. Introducing``).
+    """
     text = " ".join(str(text).split())
     text = _MD_SPECIAL.sub(r"\\\1", text)
-    return re.sub(r"^([#+-]|\d+\.)(\s)", r"\\\1\2", text)
+    text = _LIST_NUMBER.sub(r"\1\\\2", text, count=1)
+    return "\\" + text if _BLOCK_MARK.match(text) else text
 
 
 def md_url(url: str) -> str:
@@ -117,8 +133,19 @@ def _loader(user_dir: Path | None) -> jinja2.BaseLoader:
     return jinja2.ChoiceLoader(loaders)
 
 
-def wrap(text: str, width: int = 72, indent: str = "") -> str:
-    return textwrap.fill(" ".join(str(text).split()), width=width, initial_indent=indent, subsequent_indent=indent)
+def wrap(text: str, width: int = 72, indent: str = "", first: str | None = None) -> str:
+    """Plain text filled to ``width``, each line indented (the first by ``first``, when given).
+
+    Hyphenated words and long words such as URLs are never split.
+    """
+    return textwrap.fill(" ".join(str(text).split()), width=width,
+                         initial_indent=indent if first is None else first, subsequent_indent=indent,
+                         break_on_hyphens=False, break_long_words=False)
+
+
+def underline(text: str, char: str = "=") -> str:
+    """A rule as long as the longest line of ``text``."""
+    return char * max((len(line) for line in str(text).splitlines()), default=0)
 
 
 def template_environment(user_dir: Path | None) -> jinja2.Environment:
@@ -135,6 +162,7 @@ def template_environment(user_dir: Path | None) -> jinja2.Environment:
     env.filters["md_url"] = md_url
     env.filters["safe_url"] = safe_url
     env.filters["wrap"] = wrap
+    env.filters["underline"] = underline
     env.filters["oneline"] = lambda text: " ".join(str(text).split())
     return env
 
@@ -218,6 +246,7 @@ def build_email(
 class SiteInfo:
     title: str = "Data Points"
     url: str = ""  # where digests/ is published, or "" when it is not
+    install: str = ""  # what tells this installation apart when there is no url: the output folder's absolute path
 
     @property
     def base(self) -> str | None:
@@ -257,3 +286,72 @@ class Links:
 
     def feed(self) -> str:
         return self._href("feed.xml")
+
+
+# --- digests ---------------------------------------------------------------------
+
+
+def render_markdown(view: DigestView, env: jinja2.Environment, *, site: SiteInfo | None = None,
+                    links: Links | None = None) -> str:
+    text = env.get_template("digest.md.j2").render(digest=view, site=site or SiteInfo(), links=links or Links(None, "md"))
+    return tidy_markdown(text)
+
+
+def render_text(view: DigestView, env: jinja2.Environment, *, site: SiteInfo, links: Links) -> str:
+    return tidy_markdown(env.get_template("digest.txt.j2").render(digest=view, site=site, links=links))
+
+
+def render_html(view: DigestView, env: jinja2.Environment, *, site: SiteInfo, links: Links) -> str:
+    return tidy_html(env.get_template("digest.html.j2").render(digest=view, site=site, links=links))
+
+
+def digest_email(view: DigestView, *, text: str, html: str, cfg: DigestConfig, date: datetime, content_hash: str,
+                 to: tuple[str, ...] | None = None) -> EmailMessage:
+    """The digest as a multipart/alternative e-mail with its CSS inlined."""
+    email_cfg = cfg.email
+    return build_email(
+        subject=view.title,
+        text=text,
+        html=inline_css(html),
+        sender=email_cfg.sender,
+        sender_name=cfg.site_title,
+        to=email_cfg.to if to is None else to,
+        date=date,
+        msg_id=message_id(f"{view.period}-{view.key}", content_hash, mail_domain(cfg.site_url, email_cfg.sender)),
+    )
+
+
+@dataclass(frozen=True)
+class RenderedDigest:
+    markdown: str
+    html: str
+    text: str
+    email_html: str  # the page with absolute links (or none), before its CSS is inlined
+    feed_html: str  # the HTML body for feed entries, with absolute links only
+    content_hash: str
+
+
+def render_digest(view: DigestView, cfg: DigestConfig) -> RenderedDigest:
+    md_env = template_environment(cfg.templates)
+    html_env = html_environment(cfg.templates)
+    site = SiteInfo(title=cfg.site_title, url=cfg.site_url)
+    markdown = render_markdown(view, md_env, site=site, links=Links("../", "md"))
+    page = render_html(view, html_env, site=site, links=Links("../", "html"))
+    absolute = Links(site.base, "html")
+    text = render_text(view, md_env, site=site, links=absolute)
+    feed_page = render_html(view, html_env, site=site, links=absolute)
+    return RenderedDigest(
+        markdown=markdown,
+        html=page,
+        text=text,
+        email_html=feed_page,
+        feed_html=body_of(feed_page),
+        content_hash=hashlib.sha256(markdown.encode()).hexdigest(),
+    )
+
+
+def body_of(page: str) -> str:
+    """The inside of the page's card (else its body): what a feed entry shows."""
+    soup = BeautifulSoup(page, "html.parser")
+    part = soup.select_one("div.card") or soup.body or soup
+    return part.decode_contents().strip() + "\n"

@@ -2,20 +2,28 @@
 
 The only module that imports apscheduler. Jobs come from ``[schedule]``:
 
-- ``update``: fetch, ingest, tag and cluster, every ``interval_minutes``;
-- ``daily-digest`` and ``weekly-digest``: tag, cluster, then the digest, at
-  their crontab times in ``schedule.timezone``.
+- ``update``: fetch (feeds, then [[imap]] mailboxes), ingest, tag and cluster, every ``interval_minutes``;
+- ``daily-digest`` and ``weekly-digest``: tag, cluster, then the digest of
+  the window that closed most recently before the job's fire time (at 07:00
+  on 14 April, the daily digest of 13 April), at their crontab times in
+  ``schedule.timezone``.
 
 Jobs coalesce (a backlog of runs becomes one), never overlap themselves and
 may start late by up to ``misfire_grace`` seconds. Each job takes the
 database lock (pipeline/lock.py), so it never runs beside a manual command,
 and is recorded in the ``runs`` table.
 
-Catch-up: the digests missed while the scheduler was down are found from the
-digests recorded in the database (not from memory): every fire time of a
-digest job in the last ``catch_up_days`` whose digest was never made is made
-once, oldest first, on start and before each digest job. A digest already
+Catch-up: the digests missed while the scheduler was down, or while a
+digest job could not get the lock, are found from the digests recorded in the
+database (not from memory): every fire time of a digest job in the last
+``catch_up_days`` whose digest was never made is made once, oldest first, on
+start, before each digest job and after each update job. A digest already
 made is never made again by catch-up.
+
+Delivery (``schedule.deliver`` or ``digest.email.on_digest``, with
+recipients): after its digests, every job mails every due digest (closed,
+recorded, not yet sent to some address: see deliver.py), so a failed send is
+retried by the next job and what catch-up made is mailed too.
 """
 
 from __future__ import annotations
@@ -23,7 +31,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from contextlib import suppress
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
@@ -41,6 +49,7 @@ from apscheduler.triggers.interval import IntervalTrigger
 from . import cluster as cluster_mod
 from . import digest as digest_mod
 from . import fetch as fetch_mod
+from . import imap as imap_mod
 from . import ingest as ingest_mod
 from . import tag as tag_mod
 from .config import Config
@@ -153,13 +162,30 @@ def missed_digests(
 
 
 def make_digest(store: Store, config: Config, period: str, key: str, when: datetime) -> StepResult:
-    """The one place the scheduler calls the digest stage: the ``period`` digest ``key``, as of ``when``."""
-    deliver = True if config.schedule.deliver else None  # None: digest.email.on_digest decides
-    return digest_mod.digest_step(store, config, when, period=period, date=key, deliver=deliver)
+    """The one place the scheduler calls the digest stage: the ``period`` digest ``key``, as of ``when``.
+
+    It mails nothing: a job delivers once, after all its digests (``deliver_due``).
+    """
+    return digest_mod.digest_step(store, config, when, period=period, date=key, deliver=False)
 
 
-def _key_of(config: Config, period: str) -> Callable[[datetime], str]:
-    return lambda when: digest_mod.period_at(period, when, config.digest)
+def delivers(config: Config) -> bool:
+    """Whether scheduled jobs mail digests: ``schedule.deliver`` or ``digest.email.on_digest``, with recipients."""
+    return (config.schedule.deliver or config.digest.email.on_digest) and bool(config.digest.email.to)
+
+
+def deliver_due(store: Store, config: Config, now: datetime) -> list[StepResult]:
+    """Mail every due digest (closed, recorded, not yet sent to some address), when jobs deliver."""
+    if not delivers(config) or stop_requested():
+        return []
+    from .deliver import deliver_digests
+
+    return [deliver_digests(store, config, now)]
+
+
+def job_digest_key(config: Config, period: str) -> Callable[[datetime], str]:
+    """The digest a job firing at a time makes: the window that had closed most recently by then."""
+    return lambda when: digest_mod.last_closed(period, when, config.digest)
 
 
 def _prepare(store: Store, config: Config, now: datetime) -> list[StepResult]:
@@ -169,19 +195,18 @@ def _prepare(store: Store, config: Config, now: datetime) -> list[StepResult]:
     return results
 
 
-def due_digests(store: Store, config: Config, spec: JobSpec, now: datetime) -> list[tuple[str, datetime]]:
+def missed_for(store: Store, config: Config, spec: JobSpec, now: datetime) -> list[tuple[str, datetime]]:
     """The digests of ``spec`` missed up to ``now`` (see ``missed_digests``), from the store's records."""
     assert spec.period is not None
     days = config.schedule.catch_up_days
     if days <= 0:
         return []
     times = fire_times(spec.trigger, now - timedelta(days=days), now)
-    return missed_digests(times, store.digest_dates(spec.period), _key_of(config, spec.period))
+    return missed_digests(times, store.digest_dates(spec.period), job_digest_key(config, spec.period))
 
 
-def _make_all(store: Store, config: Config, period: str, due: list[tuple[str, datetime]],
-              now: datetime) -> list[StepResult]:
-    results = _prepare(store, config, now)
+def _make_all(store: Store, config: Config, period: str, due: list[tuple[str, datetime]]) -> list[StepResult]:
+    results = []
     for key, when in due:
         if stop_requested():
             break
@@ -190,42 +215,49 @@ def _make_all(store: Store, config: Config, period: str, due: list[tuple[str, da
 
 
 def catch_up_work(spec: JobSpec, config: Config) -> Callable[[Store, datetime], list[StepResult]]:
-    """Work that makes the digests of ``spec`` missed up to ``now``, each as of its own fire time."""
+    """Work that makes the digests of ``spec`` missed up to ``now``, each as of its own fire time, then delivers."""
     assert spec.period is not None
     period = spec.period
 
     def work(store: Store, now: datetime) -> list[StepResult]:
-        due = due_digests(store, config, spec, now)
-        if not due:
-            return []
-        log.info("making %d missed %s digest(s): %s", len(due), period, ", ".join(k for k, _ in due))
-        return _make_all(store, config, period, due, now)
+        due = missed_for(store, config, spec, now)
+        results: list[StepResult] = []
+        if due:
+            log.info("making %d missed %s digest(s): %s", len(due), period, ", ".join(k for k, _ in due))
+            results = _prepare(store, config, now) + _make_all(store, config, period, due)
+        return results + deliver_due(store, config, now)
 
     return work
 
 
 def digest_work(spec: JobSpec, config: Config) -> Callable[[Store, datetime], list[StepResult]]:
-    """Work of a digest job firing now: missed earlier digests first, then the current one as of now."""
+    """Work of a digest job firing now: missed earlier digests first, then the one that closed last; then delivery."""
     assert spec.period is not None
     period = spec.period
 
     def work(store: Store, now: datetime) -> list[StepResult]:
-        current = _key_of(config, period)(now)
-        due = [(k, t) for k, t in due_digests(store, config, spec, now) if k < current]
+        target = job_digest_key(config, period)(now)
+        due = [(k, t) for k, t in missed_for(store, config, spec, now) if k < target]
         if due:
             log.info("making %d missed %s digest(s) first: %s", len(due), period, ", ".join(k for k, _ in due))
-        return _make_all(store, config, period, due + [(current, now)], now)
+        results = _prepare(store, config, now) + _make_all(store, config, period, due + [(target, now)])
+        return results + deliver_due(store, config, now)
 
     return work
 
 
-def update_work(config: Config) -> Callable[[Store, datetime], list[StepResult]]:
+def update_work(config: Config, specs: Sequence[JobSpec] = ()) -> Callable[[Store, datetime], list[StepResult]]:
+    """Work of the update job: fetch, ingest, tag, cluster; then the digests of ``specs`` missed so far
+    (a digest job that gave up waiting for the lock is made here), then delivery."""
     s = config.schedule
+    digest_specs = [(spec.period, spec) for spec in specs if spec.period is not None]
 
     def work(store: Store, now: datetime) -> list[StepResult]:
         steps: list[Callable[[], StepResult]] = []
         if s.fetch:
             steps.append(lambda: fetch_mod.fetch_sources(store, config, now))
+            if config.imap:  # the [[imap]] mailboxes, after the feeds, as `pipeline fetch` does
+                steps.append(lambda: imap_mod.fetch_mailboxes(store, config, now))
         if s.ingest and config.ingest.paths:
             steps.append(lambda: ingest_mod.ingest_paths(store, config, config.ingest.paths, now))
         steps += [lambda: tag_mod.tag_step(store, config, now), lambda: cluster_mod.cluster_step(store, config, now)]
@@ -234,7 +266,12 @@ def update_work(config: Config) -> Callable[[Store, datetime], list[StepResult]]
             if stop_requested():
                 break
             results.append(step())
-        return results
+        for period, spec in digest_specs:
+            due = missed_for(store, config, spec, now)
+            if due and not stop_requested():
+                log.info("making %d missed %s digest(s): %s", len(due), period, ", ".join(k for k, _ in due))
+                results += _make_all(store, config, period, due)
+        return results + deliver_due(store, config, now)
 
     return work
 
@@ -301,7 +338,7 @@ def build_scheduler(config: Config, specs: list[JobSpec], *, own_run: int | None
         executors={"default": ThreadPoolExecutor(max_workers=2)},
     )
     for spec in specs:
-        work = update_work(config) if spec.period is None else digest_work(spec, config)
+        work = update_work(config, specs) if spec.period is None else digest_work(spec, config)
         # The update job runs once at start, then at its interval; digest jobs at their times.
         first = {"next_run_time": utcnow()} if spec.period is None else {}
         scheduler.add_job(

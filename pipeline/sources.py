@@ -39,8 +39,18 @@ def domain_of(url: str | None) -> str | None:
     return host[4:] if host.startswith("www.") else host
 
 
+def _minutes(text: str | None) -> float | None:
+    """A min_interval attribute: minutes, 0 or more; anything else is ignored."""
+    try:
+        value = float(text) if text else None
+    except ValueError:
+        return None
+    return value if value is not None and 0 <= value < float("inf") else None
+
+
 def read_opml(data: bytes, *, default_tier: int = 3) -> list[Source]:
-    """Feeds listed in an OPML file, with tier and kind from our own attributes."""
+    """Feeds listed in an OPML file, with tier, kind, split and min_interval (minutes between two
+    fetches) from our own attributes."""
     try:
         root = ET.fromstring(data)
     except ET.ParseError as exc:
@@ -61,6 +71,8 @@ def read_opml(data: bytes, *, default_tier: int = 3) -> list[Source]:
             tier_text = outline.get("tier", "")
             tier = int(tier_text) if tier_text in ("1", "2", "3") else default_tier
             kind = outline.get("kind") if outline.get("kind") in KINDS else None
+            split = outline.get("split") if outline.get("split") in ("always", "never") else "auto"
+            min_interval = _minutes(outline.get("min_interval"))
             base = slugify(title or domain_of(url) or "feed")
             sid, n = base, 2
             while sid in seen:
@@ -78,6 +90,8 @@ def read_opml(data: bytes, *, default_tier: int = 3) -> list[Source]:
                     match=tuple(d for d in (domain_of(site),) if d),
                     origin="opml",
                     category=category,
+                    split=split,
+                    min_interval=min_interval,
                 )
             )
 
@@ -107,6 +121,10 @@ def write_opml(sources: Iterable[Source], *, title: str = "pipeline subscription
             attrs["htmlUrl"] = s.site
         if s.kind:
             attrs["kind"] = s.kind
+        if s.split != "auto":
+            attrs["split"] = s.split
+        if s.min_interval is not None:
+            attrs["min_interval"] = f"{s.min_interval:g}"
         ET.SubElement(parent, "outline", attrs)
     ET.indent(root)
     return b'<?xml version="1.0" encoding="UTF-8"?>\n' + ET.tostring(root, encoding="utf-8") + b"\n"

@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -22,7 +22,10 @@ from sqlite_utils.migrations import Migrations
 from .models import Event, Item, ItemTags, RawDocument, Source, StoredItem
 from .store_digests import DigestStore
 from .store_fetch import FETCH_STATE_COLUMNS, FetchStateStore
+from .store_imap import ImapStateStore
 from .store_runs import RunsStore
+from .store_search import SEARCH_SCHEMA, SearchStore
+from .store_summaries import SummariesStore
 
 # An item whose text is shorter than this is never matched to another by its
 # content hash alone: short, generic texts ("Weekly update") collide too easily.
@@ -204,6 +207,89 @@ def _m050_runs_pid(db: Database) -> None:
     db.execute("ALTER TABLE runs ADD COLUMN pid INTEGER")
 
 
+@migrations(name="060_item_copies")
+def _m060_item_copies(db: Database) -> None:
+    """Entries that turned out to be copies of a stored item: another source's entry with the same
+    canonical URL or text, or the same source's entry under a new entry id."""
+    for sql in (
+        """CREATE TABLE item_copies (
+            source_id TEXT NOT NULL REFERENCES sources(id),
+            guid TEXT NOT NULL,
+            item_id TEXT NOT NULL REFERENCES items(id) ON DELETE CASCADE,
+            url TEXT,
+            first_seen TEXT NOT NULL,
+            PRIMARY KEY (source_id, guid)
+        )""",
+        "CREATE INDEX item_copies_item ON item_copies(item_id)",
+    ):
+        db.execute(sql)
+
+
+@migrations(name="080_roundups")
+def _m080_roundups(db: Database) -> None:
+    """Stories split from a roundup point at it; a source says whether its issues are split."""
+    for sql in (
+        "ALTER TABLE items ADD COLUMN parent_id TEXT REFERENCES items(id)",
+        "CREATE INDEX items_parent ON items(parent_id)",
+        "ALTER TABLE sources ADD COLUMN split TEXT NOT NULL DEFAULT 'auto'",
+    ):
+        db.execute(sql)
+
+
+@migrations(name="075_item_search")
+def _m075_item_search(db: Database) -> None:
+    """Full-text search: an FTS5 index over item titles and bodies, and which items it holds.
+
+    See pipeline/store_search.py for the design. Items already stored are indexed here, once.
+    """
+    for sql in SEARCH_SCHEMA:
+        db.execute(sql)
+    db.execute("INSERT INTO item_search (rowid, title, body) SELECT rowid, title, body FROM items")
+    db.execute("INSERT INTO item_search_state (item_rowid, content_hash) SELECT rowid, content_hash FROM items")
+
+
+@migrations(name="090_summaries")
+def _m090_summaries(db: Database) -> None:
+    """Summaries written by a language model, cached by the item's content hash and the model."""
+    db.execute(
+        """CREATE TABLE summaries (
+            content_hash TEXT NOT NULL,
+            model TEXT NOT NULL,
+            summary TEXT NOT NULL,
+            created TEXT NOT NULL,
+            PRIMARY KEY (content_hash, model)
+        )"""
+    )
+
+
+@migrations(name="070_imap_state")
+def _m070_imap_state(db: Database) -> None:
+    """How far each IMAP folder has been read: its UIDVALIDITY and the highest UID stored.
+
+    See pipeline/store_imap.py. A row is per account id and folder; ``server`` is the
+    user@host:port the UIDs belong to, so a changed server starts the folder again.
+    """
+    db.execute(
+        """CREATE TABLE imap_state (
+            account TEXT NOT NULL,
+            folder TEXT NOT NULL,
+            server TEXT,
+            uidvalidity INTEGER,
+            last_uid INTEGER NOT NULL DEFAULT 0,
+            last_checked TEXT,
+            last_error TEXT,
+            messages INTEGER NOT NULL DEFAULT 0,
+            PRIMARY KEY (account, folder)
+        )"""
+    )
+
+
+@migrations(name="100_term_stats")
+def _m100_term_stats(db: Database) -> None:
+    """In how many clustered items each term occurs (the empty term counts the items)."""
+    db.execute("CREATE TABLE term_stats (term TEXT PRIMARY KEY, docs INTEGER NOT NULL)")
+
+
 def ts(value: datetime | None) -> str | None:
     """A UTC ISO 8601 string for the store."""
     if value is None:
@@ -234,7 +320,8 @@ class DigestRecord:
 _ITEM_SELECT = """
 SELECT i.id, i.source_id, s.name AS source_name, s.tier, s.kind AS source_kind,
        i.url, i.title, i.author, i.published, i.first_seen, i.body, i.content_hash,
-       i.kind, i.categories, ei.event_id,
+       i.kind, i.categories, ei.event_id, i.parent_id,
+       (SELECT COUNT(*) FROM items c WHERE c.parent_id = i.id) AS children,
        (SELECT json_group_array(topic_id) FROM
            (SELECT topic_id FROM item_topics t WHERE t.item_id = i.id ORDER BY score DESC, topic_id))
            AS topics
@@ -262,10 +349,12 @@ def _stored_item(row: dict[str, Any]) -> StoredItem:
         event_id=row["event_id"],
         source_kind=row["source_kind"],
         categories=tuple(json.loads(row["categories"] or "[]")),
+        parent_id=row["parent_id"],
+        children=row["children"],
     )
 
 
-class Store(FetchStateStore, RunsStore, DigestStore):
+class Store(FetchStateStore, RunsStore, DigestStore, SummariesStore, SearchStore, ImapStateStore):
     def __init__(self, path: str | Path):
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -301,20 +390,22 @@ class Store(FetchStateStore, RunsStore, DigestStore):
         with self.db.atomic():
             for s in sources:
                 self.db.execute(
-                    """INSERT INTO sources (id, name, tier, kind, url, site, match, origin, category)
-                       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
+                    """INSERT INTO sources (id, name, tier, kind, url, site, match, origin, category, split)
+                       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
                        ON CONFLICT(id) DO UPDATE SET name = excluded.name, tier = excluded.tier,
                          kind = excluded.kind, url = excluded.url, site = excluded.site,
-                         match = excluded.match, origin = excluded.origin, category = excluded.category""",
-                    [s.id, s.name, s.tier, s.kind, s.url, s.site, json.dumps(list(s.match)), s.origin, s.category],
+                         match = excluded.match, origin = excluded.origin, category = excluded.category,
+                         split = excluded.split""",
+                    [s.id, s.name, s.tier, s.kind, s.url, s.site, json.dumps(list(s.match)), s.origin, s.category,
+                     s.split],
                 )
 
     def add_source(self, s: Source) -> None:
         """Record a source first met in the input; an existing one is left alone."""
         self.db.execute(
-            """INSERT INTO sources (id, name, tier, kind, url, site, match, origin, category)
-               VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT(id) DO NOTHING""",
-            [s.id, s.name, s.tier, s.kind, s.url, s.site, json.dumps(list(s.match)), s.origin, s.category],
+            """INSERT INTO sources (id, name, tier, kind, url, site, match, origin, category, split)
+               VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT(id) DO NOTHING""",
+            [s.id, s.name, s.tier, s.kind, s.url, s.site, json.dumps(list(s.match)), s.origin, s.category, s.split],
         )
 
     def sources(self) -> list[Source]:
@@ -329,6 +420,7 @@ class Store(FetchStateStore, RunsStore, DigestStore):
                 match=tuple(json.loads(r["match"])),
                 origin=r["origin"],
                 category=r["category"],
+                split=r["split"],
             )
             for r in self._rows("SELECT * FROM sources ORDER BY id")
         ]
@@ -391,24 +483,58 @@ class Store(FetchStateStore, RunsStore, DigestStore):
 
     # --- items ----------------------------------------------------------
 
-    def _find_item(self, item: Item) -> dict[str, Any] | None:
-        """The stored row that is the same item: by entry id, canonical URL or content hash."""
-        lookups: list[tuple[str, list[Any]]] = [
-            ("source_id = ? AND guid = ?", [item.source_id, item.guid]),
-        ]
+    def _find_item(self, item: Item, siblings: frozenset[str]) -> tuple[dict[str, Any], bool] | None:
+        """The stored row that is the same item, and whether it is this entry's own row.
+
+        An entry is known by its source and entry id (its own row, or a copy recorded
+        in ``item_copies``), else by its canonical URL or content hash. The URL and
+        hash never join two entries that one document lists side by side
+        (``siblings``: the entry ids of the document): a feed whose entries share
+        a page link still has distinct entries.
+        """
+        own = self._rows("SELECT * FROM items WHERE source_id = ? AND guid = ?", [item.source_id, item.guid])
+        if own:
+            return own[0], True
+        copy = self._rows(
+            """SELECT i.* FROM item_copies c JOIN items i ON i.id = c.item_id
+               WHERE c.source_id = ? AND c.guid = ?""",
+            [item.source_id, item.guid],
+        )
+        if copy:
+            return copy[0], False
+        if item.parent_id is not None:
+            # a story of a roundup is that roundup's own; the same story told elsewhere is
+            # another item, which clustering puts in the same event
+            return None
+        lookups: list[tuple[str, str]] = []
         if item.url:
-            lookups.append(("url = ?", [item.url]))
+            lookups.append(("url", item.url))
         if len(item.body) >= MIN_HASH_MATCH_CHARS:
-            lookups.append(("content_hash = ?", [item.content_hash]))
-        for where, params in lookups:
-            rows = self._rows(f"SELECT * FROM items WHERE {where} ORDER BY first_seen, id LIMIT 1", params)
-            if rows:
-                return rows[0]
+            lookups.append(("content_hash", item.content_hash))
+        for column, value in lookups:
+            rows = self._rows(
+                f"SELECT * FROM items WHERE {column} = ? AND parent_id IS NULL ORDER BY first_seen, id", [value]
+            )
+            for row in rows:
+                if row["source_id"] != item.source_id or row["guid"] not in siblings:
+                    return row, False
         return None
 
-    def upsert_item(self, item: Item, now: datetime) -> str:
-        """Store an item once; return 'new', 'updated' or 'unchanged'."""
-        existing = self._find_item(item)
+    def upsert_item(self, item: Item, now: datetime, *, siblings: Iterable[str] = ()) -> str:
+        """Store an item once; return 'new', 'updated', 'unchanged' or 'duplicate' (see ``store_item``)."""
+        return self.store_item(item, now, siblings=siblings)[0]
+
+    def store_item(self, item: Item, now: datetime, *, siblings: Iterable[str] = ()) -> tuple[str, str, str]:
+        """Store an item once; return what happened ('new', 'updated', 'unchanged' or
+        'duplicate') and the id and entry id of the row that holds it.
+
+        The same entry again updates its row in place. An entry of the same
+        source under a new entry id (a feed that changed its ids) updates the
+        row it matches. A copy from another source (same canonical URL or same
+        text) is recorded against the first arrival, which keeps its content:
+        'duplicate'.
+        """
+        found = self._find_item(item, frozenset(siblings) - {item.guid})
         values = {
             "url": item.url,
             "title": item.title,
@@ -418,27 +544,22 @@ class Store(FetchStateStore, RunsStore, DigestStore):
             "content_hash": item.content_hash,
             "categories": json.dumps(list(item.categories)),
         }
-        if existing is None:
+        if found is None:
+            self._insert_item(item, values, now)
+            return "new", item.id, item.guid
+        existing, is_own = found
+        held = (existing["id"], existing["guid"])
+        if not is_own:
             self.db.execute(
-                """INSERT INTO items (id, source_id, guid, url, title, author, published, first_seen,
-                     updated, body, content_hash, raw_id, categories)
-                   VALUES (:id, :source_id, :guid, :url, :title, :author, :published, :now, :now,
-                     :body, :content_hash, :raw_id, :categories)""",
-                {
-                    **values,
-                    "id": item.id,
-                    "source_id": item.source_id,
-                    "guid": item.guid,
-                    "raw_id": item.raw_id,
-                    "now": ts(now),
-                },
+                """INSERT INTO item_copies (source_id, guid, item_id, url, first_seen) VALUES (?, ?, ?, ?, ?)
+                   ON CONFLICT(source_id, guid) DO UPDATE SET item_id = excluded.item_id, url = excluded.url""",
+                [item.source_id, item.guid, existing["id"], item.url, ts(now)],
             )
-            return "new"
-        if (existing["source_id"], existing["guid"]) != (item.source_id, item.guid):
-            # A copy found by URL or content: the first arrival keeps its link.
-            values["url"] = existing["url"]
+            if existing["source_id"] != item.source_id:
+                return ("duplicate", *held)
+            values["url"] = existing["url"] or item.url  # the row keeps the link it was first stored with
         if all(existing[k] == v for k, v in values.items()):
-            return "unchanged"
+            return ("unchanged", *held)
         # Changed content: keep the identity and first_seen; tagging must run again.
         self.db.execute(
             """UPDATE items SET url = :url, title = :title, author = :author, published = :published,
@@ -447,7 +568,39 @@ class Store(FetchStateStore, RunsStore, DigestStore):
                WHERE id = :id""",
             {**values, "raw_id": item.raw_id, "now": ts(now), "id": existing["id"]},
         )
-        return "updated"
+        return ("updated", *held)
+
+    def _insert_item(self, item: Item, values: dict[str, Any], now: datetime) -> None:
+        self.db.execute(
+            """INSERT INTO items (id, source_id, guid, url, title, author, published, first_seen,
+                 updated, body, content_hash, raw_id, categories, parent_id)
+               VALUES (:id, :source_id, :guid, :url, :title, :author, :published, :now, :now,
+                 :body, :content_hash, :raw_id, :categories, :parent_id)""",
+            {
+                **values,
+                "parent_id": item.parent_id,
+                "id": item.id,
+                "source_id": item.source_id,
+                "guid": item.guid,
+                "raw_id": item.raw_id,
+                "now": ts(now),
+            },
+        )
+
+    def copies_of(self, item_ids: Iterable[str]) -> dict[str, list[tuple[str, str | None]]]:
+        """Other sources' copies of each item: (source id, URL), oldest first."""
+        ids = sorted(set(item_ids))
+        out: dict[str, list[tuple[str, str | None]]] = {}
+        if not ids:
+            return out
+        for r in self._rows(
+            f"""SELECT c.item_id, c.source_id, c.url FROM item_copies c JOIN items i ON i.id = c.item_id
+                WHERE c.item_id IN ({','.join('?' * len(ids))}) AND c.source_id <> i.source_id
+                ORDER BY c.first_seen, c.source_id, c.guid""",
+            ids,
+        ):
+            out.setdefault(r["item_id"], []).append((r["source_id"], r["url"]))
+        return out
 
     def items(
         self,
@@ -482,13 +635,18 @@ class Store(FetchStateStore, RunsStore, DigestStore):
             sql += f" LIMIT {int(limit)}"
         return [_stored_item(r) for r in self._rows(sql, params)]
 
+    def items_by_url(self, url: str) -> list[StoredItem]:
+        rows = self._rows(_ITEM_SELECT + " WHERE i.url = ? ORDER BY i.first_seen, i.id", [url])
+        return [_stored_item(r) for r in rows]
+
     def save_tags(self, tags: Iterable[ItemTags], now: datetime) -> int:
-        """Replace the topics and kind of each item; return how many items changed."""
+        """Replace the rule topics and kind of each item; return how many items changed.
+        (Topics an item takes from its event, with a score of 0, are the cluster stage's.)"""
         changed = 0
         with self.db.atomic():
             for t in tags:
                 before = self._rows(
-                    "SELECT topic_id, score, terms FROM item_topics WHERE item_id = ? ORDER BY topic_id",
+                    "SELECT topic_id, score, terms FROM item_topics WHERE item_id = ? AND score > 0 ORDER BY topic_id",
                     [t.item_id],
                 )
                 after = sorted(
@@ -498,16 +656,49 @@ class Store(FetchStateStore, RunsStore, DigestStore):
                 old_kind = self._scalar("SELECT kind FROM items WHERE id = ?", [t.item_id])
                 if before != after or old_kind != t.kind:
                     changed += 1
-                    self.db.execute("DELETE FROM item_topics WHERE item_id = ?", [t.item_id])
+                    self.db.execute("DELETE FROM item_topics WHERE item_id = ? AND score > 0", [t.item_id])
                     for r in after:
                         self.db.execute(
-                            "INSERT INTO item_topics (item_id, topic_id, score, terms) VALUES (?, ?, ?, ?)",
+                            "INSERT OR REPLACE INTO item_topics (item_id, topic_id, score, terms) VALUES (?, ?, ?, ?)",
                             [t.item_id, r["topic_id"], r["score"], r["terms"]],
                         )
                 self.db.execute(
                     "UPDATE items SET kind = ?, tagged = COALESCE(tagged, ?) WHERE id = ?",
                     [t.kind, ts(now), t.item_id],
                 )
+        return changed
+
+    def rule_topics(self, item_ids: Iterable[str]) -> dict[str, set[str]]:
+        """The topics the rules gave each item (not those it took from its event)."""
+        ids = sorted(set(item_ids))
+        out: dict[str, set[str]] = {i: set() for i in ids}
+        for chunk in range(0, len(ids), 500):
+            part = ids[chunk:chunk + 500]
+            for r in self._rows(
+                f"SELECT item_id, topic_id FROM item_topics WHERE score > 0 AND item_id IN ({','.join('?' * len(part))})",
+                part,
+            ):
+                out[r["item_id"]].add(r["topic_id"])
+        return out
+
+    def set_event_topics(self, shared: dict[str, set[str]], note: str) -> int:
+        """Give items the topics their event shares (kept apart from rule topics by a score of 0);
+        return how many item topics changed."""
+        changed = 0
+        with self.db.atomic():
+            for item_id, topics in sorted(shared.items()):
+                before = {r["topic_id"] for r in self._rows(
+                    "SELECT topic_id FROM item_topics WHERE item_id = ? AND score = 0", [item_id])}
+                if before == topics:
+                    continue
+                changed += len(before ^ topics)
+                self.db.execute("DELETE FROM item_topics WHERE item_id = ? AND score = 0", [item_id])
+                for t in sorted(topics):
+                    self.db.execute(
+                        "INSERT INTO item_topics (item_id, topic_id, score, terms) VALUES (?, ?, 0, ?) "
+                        "ON CONFLICT(item_id, topic_id) DO NOTHING",
+                        [item_id, t, json.dumps([note])],
+                    )
         return changed
 
     def item_topic_terms(self, item_id: str) -> list[dict[str, Any]]:
@@ -598,6 +789,18 @@ class Store(FetchStateStore, RunsStore, DigestStore):
                         [e.id, related_id, score],
                     )
         return changed
+
+    def term_stats(self) -> tuple[int, dict[str, int]]:
+        """(items counted, documents per term) of every item clustered so far."""
+        counts = {r[0]: r[1] for r in self.db.execute("SELECT term, docs FROM term_stats")}
+        return counts.pop("", 0), counts
+
+    def add_term_stats(self, docs: int, counts: Mapping[str, int]) -> None:
+        rows = [("", docs), *counts.items()]
+        self.db.conn.executemany(
+            "INSERT INTO term_stats (term, docs) VALUES (?, ?) ON CONFLICT(term) DO UPDATE SET docs = docs + excluded.docs",
+            rows,
+        )
 
     def related_events(self, event_id: str) -> list[tuple[str, float]]:
         return [

@@ -68,6 +68,19 @@ class DigestStore:
         r = rows[0]
         return DigestEntry(**{**r, "created": parse_ts(r["created"]), "updated": parse_ts(r["updated"])})
 
+    def mailable_digests(self) -> list[dict[str, Any]]:
+        """Recorded digests that have stories (``id``, ``period``, ``date``, ``path``), oldest first."""
+        return self._rows(
+            "SELECT id, period, date, path FROM digests WHERE story_count > 0 ORDER BY date, period, id"
+        )
+
+    def digest_mailed(self, digest_id: str) -> bool:
+        """Whether some address has, or may have, received the digest (a delivery 'sent' or 'sending')."""
+        rows = self._rows(
+            "SELECT 1 FROM deliveries WHERE digest_id = ? AND status IN ('sent', 'sending') LIMIT 1", [digest_id]
+        )
+        return bool(rows)
+
     def delivery(self, digest_id: str, address: str) -> dict[str, Any] | None:
         rows = self._rows("SELECT * FROM deliveries WHERE digest_id = ? AND address = ?", [digest_id, address])
         return rows[0] if rows else None

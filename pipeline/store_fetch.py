@@ -7,8 +7,12 @@ store.py.
 
 from __future__ import annotations
 
+import json
+from collections.abc import Iterable
 from datetime import datetime, timezone
 from typing import Any
+
+from .models import RawDocument
 
 FETCH_STATE_COLUMNS = (
     "url, etag, last_modified, last_fetched, last_status, last_error, next_attempt, expires, "
@@ -79,14 +83,33 @@ class FetchStateStore:
     def set_entry_hash(self, source_id: str, guid: str, entry_hash: str) -> None:
         self.db.execute("UPDATE items SET entry_hash = ? WHERE source_id = ? AND guid = ?", [entry_hash, source_id, guid])
 
+    def set_entry_hashes(self, source_id: str, hashes: Iterable[tuple[str, str]]) -> None:
+        """``set_entry_hash`` for many (entry id, hash) pairs of one source, in one statement."""
+        self.db.conn.executemany(
+            "UPDATE items SET entry_hash = ? WHERE source_id = ? AND guid = ?",
+            [(h, source_id, guid) for guid, h in hashes],
+        )
+
+    def add_fetched_raw(self, doc: RawDocument, source_id: str) -> None:
+        """Store a fetched body once, by its hash. Bytes another source sent first stay that
+        source's document: the first owner is kept."""
+        self.db.execute(
+            """INSERT INTO raw_documents (id, source_id, origin, media, payload, headers, received)
+               VALUES (?, ?, ?, ?, ?, ?, ?)
+               ON CONFLICT(id) DO UPDATE SET source_id = COALESCE(raw_documents.source_id, excluded.source_id),
+                 parse_error = NULL""",
+            [doc.id, source_id, doc.origin, doc.media, doc.payload, json.dumps(list(doc.headers)), _ts(doc.received)],
+        )
+
     def remove_source(self, source_id: str) -> str:
         """Stop following a source: 'deleted' when nothing refers to it, else 'unsubscribed'
         (its items stay, it is no longer fetched)."""
         with self.db.atomic():
             used = self._rows(
                 """SELECT 1 FROM items WHERE source_id = ? UNION ALL
+                   SELECT 1 FROM item_copies WHERE source_id = ? UNION ALL
                    SELECT 1 FROM raw_documents WHERE source_id = ? LIMIT 1""",
-                [source_id, source_id],
+                [source_id, source_id, source_id],
             )
             if used:
                 self.db.execute(

@@ -14,7 +14,7 @@ def test_shipped_config_is_valid_and_has_the_default_topics():
     assert [t.id for t in config.topics] == [
         "open-weight", "cybersecurity", "frontier-models", "policy", "compute", "business", "safety",
     ]
-    assert all(t.phrases for t in config.topics)
+    assert all(t.any or t.strong for t in config.topics)
     assert config.store.path == ROOT / "pipeline.db"
     assert config.fetch.on_run is False  # the default run never waits on the network
     assert {s.tier for s in config.sources} == {1, 2, 3}
@@ -30,7 +30,7 @@ def test_every_problem_is_reported_with_its_dotted_key(tmp_path: Path):
     text = text.replace("timeout = 20.0", 'timeout = "soon"')
     text = text.replace("title_stories = 3", "title_stories = 0")
     text = text.replace('timezone = "UTC"', 'timezone = "Mars/Olympus"')
-    text += '\n[[topics]]\nid = "Bad Id"\nphrases = []\n'
+    text += '\n[[topics]]\nid = "Bad Id"\nany = []\nstrong = ["/[unclosed/"]\n'
     path.write_text(text)
     with pytest.raises(ConfigError) as info:
         load_config(path)
@@ -40,7 +40,7 @@ def test_every_problem_is_reported_with_its_dotted_key(tmp_path: Path):
     assert "digest.title_stories: must be at least 1" in problems
     assert "digest.timezone: unknown time zone 'Mars/Olympus'" in problems
     assert any(p.startswith("topics[7].id: required") for p in problems)
-    assert "topics[7].phrases: required: at least one phrase" in problems
+    assert any(p.startswith("topics[7].strong[0]: not a valid regular expression") for p in problems)
     assert len(problems) == 6
 
 
@@ -83,7 +83,7 @@ def test_wrong_section_type(tmp_path: Path):
 
 def test_cli_reports_bad_config_as_error_lines_without_traceback(tmp_path: Path, cli):
     path = write_config(tmp_path)
-    path.write_text(path.read_text().replace("max_items = 40", "max_itmes = 40").replace("min_score = 2.0", "min_score = true"))
+    path.write_text(path.read_text().replace("max_items = 40", "max_itmes = 40").replace("min_score = 4.0", "min_score = true"))
     result = cli("run", config=path)
     assert result.code == 1
     assert "Traceback" not in result.err

@@ -318,19 +318,6 @@ def _distinct_guids(path: Path) -> int:
     return len(guids)
 
 
-# Feeds whose distinct entries the store merges today, because they share a page link or
-# differ only by a #fragment (see the xfail below).
-STORE_MERGES_DISTINCT_ENTRIES = {
-    f"realworld/{name}"
-    for name in (
-        "aif-ru.rss20.xml", "daringfireball.atom10.xml", "daringfireball.served-as-rss.atom10.xml",
-        "disqus-comments.rss20.xml", "fastmail-status.rss20.xml", "grapheneos-changelog.atom10.xml",
-        "nixers-newsletter.rss20.xml", "nixos-news.rss20.xml", "onefoottsunami.atom10.xml",
-        "scriptingnews.rss20.xml", "taverncast.rss20.xml", "weird-dates.rss20.xml",
-    )
-}
-
-
 def test_realworld_stored_items_are_the_distinct_entries(sweep: dict[str, dict[str, Any]]) -> None:
     """Each realworld feed has a store of its own, so its stored items are its distinct entries.
 
@@ -346,15 +333,7 @@ def test_realworld_stored_items_are_the_distinct_entries(sweep: dict[str, dict[s
     for name, (read, stored, distinct) in sorted(short.items()):
         print(f"  {name}: {read}, {stored}, {distinct}")
     wrong = {n: v for n, v in short.items() if v[1] != v[2]}
-    # Any other feed losing entries in the store is a new problem, not this known one.
-    assert set(wrong) <= STORE_MERGES_DISTINCT_ENTRIES, sorted(set(wrong) - STORE_MERGES_DISTINCT_ENTRIES)
-    if wrong:
-        pytest.xfail(
-            "store._find_item (not ours to edit) matches a new item to a stored one by canonical URL or "
-            "content hash even when both come from the same source with different entry ids, so entries "
-            "that share a page link (nixos-news, taverncast) or differ only by #fragment (grapheneos, "
-            f"nixers, scripting.com) overwrite each other: {sorted(wrong)}"
-        )
+    assert not wrong, sorted(wrong)
 
 
 # --- encodings ---------------------------------------------------------------

@@ -16,10 +16,14 @@ import feedparser
 import pytest
 from bs4 import BeautifulSoup
 
+from pipeline.atom import FULL_CONTENT_ENTRIES, digest_feed
 from pipeline.digest import digest_step, parse_period_key, period_at, period_window
+from pipeline.pages import site_info
+from pipeline.render import SiteInfo
 from pipeline.store import Store
+from pipeline.store_digests import DigestEntry
 
-from .conftest import ROOT, SEEDS, run_cli
+from .conftest import ROOT, run_cli
 from .digest_helpers import NOW, SITE_URL, digest_settings, load, seeded_store, snapshot
 
 GOLDEN = ROOT / "tests" / "golden" / "site"
@@ -30,11 +34,12 @@ EMAIL = {"to": '["reader@example.org"]', "sender": '"digest@example.org"'}
 
 @pytest.fixture(scope="module")
 def site(tmp_path_factory):
-    """The seeds through every stage and one daily digest, with a site URL and a recipient."""
+    """The seeds through every stage, then the daily and the weekly digest, with a site URL and a recipient."""
     tmp = tmp_path_factory.mktemp("site")
     config = load(digest_settings(tmp, SETTINGS, EMAIL))
     with seeded_store(config) as store:
         result = digest_step(store, config, NOW)
+        digest_step(store, config, NOW, period="weekly")
     return config, result
 
 
@@ -47,6 +52,7 @@ def _golden_pairs(config) -> list[tuple[Path, Path]]:
     out = config.digest.output_dir
     event = _top_event_id(config)
     pairs = [(out / "daily" / f"2026-04-13.{ext}", Path("daily") / f"2026-04-13.{ext}") for ext in ("md", "html", "txt", "eml")]
+    pairs += [(out / "weekly" / f"2026-W16.{ext}", Path("weekly") / f"2026-W16.{ext}") for ext in ("md", "html", "txt")]
     pairs += [(out / "events" / f"{event}.{ext}", Path("events") / f"top-story.{ext}") for ext in ("md", "html")]
     pairs += [(out / "topics" / f"cybersecurity.{ext}", Path("topics") / f"cybersecurity.{ext}") for ext in ("md", "html", "xml")]
     pairs += [(out / name, Path(name)) for name in ("index.md", "index.html", "feed.xml")]
@@ -77,9 +83,11 @@ def test_the_email_is_multipart_alternative_with_inlined_css(site):
     text, html = (part.get_content() for part in msg.iter_parts())
     assert [p.get_content_type() for p in msg.iter_parts()] == ["text/plain", "text/html"]
     soup = BeautifulSoup(html, "html.parser")
-    assert soup.find("link") is None
     h3 = soup.find("h3")
     assert "font-size" in h3["style"]  # the stylesheet went into style attributes
+    # what stays in <style> is only the narrow-screen rules, for the clients that read media queries
+    (kept,) = soup.find_all("style")
+    assert kept.get_text().strip().startswith("@media") and ".story {" not in kept.get_text()
     # every story link is in both parts; event pages are linked with the site URL
     story_links = [a["href"] for a in soup.select("h3 a")]
     assert len(story_links) == 26
@@ -92,23 +100,31 @@ def test_event_page_has_the_seed_event_page_shape(site):
     config, _ = site
     out = config.digest.output_dir
     pages = sorted((out / "events").glob("*.md"))
-    assert len(pages) == 26
+    with Store(config.store.path) as store:
+        assert len(pages) == len(store.digested_event_ids()) >= 26  # the stories, and the roundups they came from
     with_related = 0
     for page in pages:
-        lines = page.read_text().splitlines()
-        assert lines[0].startswith("# ") and lines[1] == ""
-        assert re.search(r"(An?|A) [\w -]+ from .+, a tier-[123] source\.$", lines[2]), lines[2]
-        related = [ln for ln in lines if ln.startswith("## Related events (")]
-        assert len(related) == 1
-        count = int(re.search(r"\((\d+)\)", related[0]).group(1))
-        after = lines[lines.index(related[0]) + 1 :]
+        text = page.read_text()
+        lines = text.splitlines()
+        assert lines[0].startswith("# ")
+        # the event summary: kind, source and tier, then the other sources when there are any
+        assert re.search(r"(An?|A) [\w -]+ from .+, a tier-[123] source\.( \w+ more sources? covered it, .+\.)?$",
+                         lines[1]), lines[1]
+        assert "(0)" not in text  # no empty sections
+        related = [ln for ln in lines if ln.startswith("## Related events")]
+        if not related:
+            assert text.count("No related events.") == 1 and "### " not in text
+            continue
+        (heading,) = related
+        count = int(re.fullmatch(r"## Related events \((\d+)\)", heading).group(1))
+        after = lines[lines.index(heading) + 1 :]
         headings = [ln for ln in after if ln.startswith("### ")]
-        assert len(headings) == count
+        assert count > 0 and len(headings) == count and "No related events" not in text
         for h in headings:  # each related event: headline, then its summary
-            summary = after[after.index(h) + 2]
+            summary = after[after.index(h) + 1]
             assert "a tier-" in summary
-        with_related += count > 0
-        for target in re.findall(r"\]\((\.\./[^)]+)\)", "\n".join(lines)):
+        with_related += 1
+        for target in re.findall(r"\]\((\.\./[^)]+)\)", text):
             assert (page.parent / target).resolve().exists(), target
     assert with_related >= 5
 
@@ -183,11 +199,14 @@ def test_feeds_are_valid_atom(site):
         for entry in parsed.entries:
             assert entry.link.startswith(SITE_URL)
     digest_feed = feedparser.parse((out / "feed.xml").read_bytes())
-    (entry,) = digest_feed.entries
-    assert entry.id == "tag:digests.example.org,2026:digest/daily/2026-04-13"
+    entries = {e.id: e for e in digest_feed.entries}
+    assert set(entries) == {"tag:digests.example.org,2026:digest/daily/2026-04-13",
+                            "tag:digests.example.org,2026:digest/weekly/2026-W16"}
+    entry = entries["tag:digests.example.org,2026:digest/daily/2026-04-13"]
     assert entry.link == SITE_URL + "daily/2026-04-13.html"
     assert entry.content[0].type == "text/html" and "Introducing Meridian Open 2" in entry.content[0].value
     assert entry.updated_parsed[:5] == (2026, 4, 13, 6, 0)
+    assert entries["tag:digests.example.org,2026:digest/weekly/2026-W16"].link == SITE_URL + "weekly/2026-W16.html"
 
 
 def test_a_new_digest_adds_an_entry_and_keeps_the_old_ones_unchanged(tmp_path: Path):
@@ -253,9 +272,12 @@ def test_a_feed_reader_subscribes_and_finds_every_digest(site, served, tmp_path:
         digests = list(reader.get_entries(feed=served + "feed.xml"))
         with Store(config.store.path) as store:
             recorded = {f"tag:digests.example.org,2026:digest/{d.period}/{d.date}" for d in store.digest_entries()}
+        assert len(recorded) == 2  # the daily and the weekly digest
         assert {e.id for e in digests} == recorded
-        (entry,) = digests
-        assert entry.title.startswith("Data Points: ") and entry.updated == NOW
+        for entry in digests:
+            assert entry.title.startswith("Data Points: ") and entry.updated == NOW
+            assert entry.link.startswith(SITE_URL) and entry.link.endswith((".html"))
+        entry = digests[0]
         # the relative links are resolved by the reader; the pages exist on the site
         topic_entries = [e for e in reader.get_entries() if e.feed_url != served + "feed.xml"]
         assert len(topic_entries) >= 20
@@ -323,7 +345,8 @@ def test_a_one_off_digest_between_two_times_through_the_command_line(tmp_path: P
 
 
 @pytest.mark.parametrize("nothing_new", [False, True])
-def test_an_empty_period_sends_nothing_and_writes_a_note_only_when_asked(tmp_path: Path, nothing_new: bool):
+def test_an_empty_period_sends_nothing_and_writes_a_note_only_when_asked(tmp_path: Path, nothing_new: bool,
+                                                                          update_goldens: bool):
     config = load(digest_settings(tmp_path, {"nothing_new": str(nothing_new).lower(), **SETTINGS}))
     out = config.digest.output_dir
     with seeded_store(config) as store:
@@ -337,7 +360,16 @@ def test_an_empty_period_sends_nothing_and_writes_a_note_only_when_asked(tmp_pat
     if nothing_new:
         assert result.counts["written"] == 1 and result.counts["stories"] == 0
         text = day2.with_suffix(".md").read_text()
-        assert text.startswith("# Data Points: nothing new\n") and len(text.splitlines()) < 8
+        assert text == "# Data Points: nothing new\n*Daily digest, Tuesday 14 April 2026.*\n"
+        for ext in ("md", "html", "txt"):
+            produced = day2.with_suffix(f".{ext}").read_text()
+            assert produced.lower().count("nothing new") == (2 if ext == "html" else 1)  # html: <title> and <h1>
+            assert "no new items" not in produced.lower()
+            golden = GOLDEN.parent / "nothing-new" / f"2026-04-14.{ext}"
+            if update_goldens:
+                golden.parent.mkdir(parents=True, exist_ok=True)
+                golden.write_text(produced, encoding="utf-8")
+            assert produced == golden.read_text(encoding="utf-8"), f"{golden} (pytest --update-goldens)"
         assert [e.story_count for e in entries] == [0, 26]
         assert len(feedparser.parse((out / "feed.xml").read_bytes()).entries) == 2
     else:
@@ -349,9 +381,10 @@ def test_run_writes_the_periods_named_in_config(tmp_path: Path):
     config_path = digest_settings(tmp_path, {"periods": '["daily", "weekly"]'})
     result = run_cli("--now", NOW.isoformat(), "run", config=config_path)
     assert result.code == 0, result.err
-    assert (tmp_path / "digests" / "daily" / "2026-04-13.md").exists()
-    assert (tmp_path / "digests" / "weekly" / "2026-W16.md").exists()
-    assert SEEDS.exists()
+    daily = tmp_path / "digests" / "daily" / "2026-04-13.md"
+    weekly = tmp_path / "digests" / "weekly" / "2026-W16.md"
+    assert result.out.splitlines().count(str(daily)) == 1 and result.out.splitlines().count(str(weekly)) == 1
+    assert daily.read_text().count("\n### ") == weekly.read_text().count("\n### ") == 26
 
 
 def test_digest_and_email_settings_are_validated_with_dotted_keys(tmp_path: Path):
@@ -378,3 +411,42 @@ def test_digest_and_email_settings_are_validated_with_dotted_keys(tmp_path: Path
     ):
         assert expected in problems, (expected, problems)
     assert any(p.startswith("digest.email.ca_file: no such file") for p in problems)
+
+
+# --- feed ids and size ---------------------------------------------------------------------
+
+
+def _entry(n: int) -> DigestEntry:
+    day = (datetime(2026, 1, 1, tzinfo=timezone.utc) + timedelta(days=n))
+    return DigestEntry(id=f"daily:{day:%Y-%m-%d}", period="daily", date=f"{day:%Y-%m-%d}", title=f"Data Points: day {n}",
+                       path=f"daily/{day:%Y-%m-%d}.md", content_hash=str(n), created=day, updated=day,
+                       lead=f"{n} stories.", content=f"<p>Digest {n}</p>", story_count=n)
+
+
+def test_without_a_site_url_feed_ids_belong_to_the_installation(tmp_path: Path):
+    (tmp_path / "one").mkdir()
+    (tmp_path / "two").mkdir()
+    one = load(digest_settings(tmp_path / "one"))
+    two = load(digest_settings(tmp_path / "two"))
+    feeds = [digest_feed([_entry(1)], site_info(c)) for c in (one, one, two)]
+    ids = [re.findall(r"<id>([^<]+)</id>", f) for f in feeds]
+    assert ids[0] == ids[1]  # stable from run to run
+    assert set(ids[0]).isdisjoint(ids[2])  # another installation, other ids
+    for feed_ids in (ids[0], ids[2]):
+        assert all(re.fullmatch(r"tag:[0-9a-f]{16}\.pipeline\.invalid,2026:digest(s|/daily/2026-01-02)", i)
+                   for i in feed_ids), feed_ids
+    assert "localhost" not in feeds[0]
+
+
+def test_feed_xml_keeps_every_digest_and_the_content_of_the_newest(tmp_path: Path):
+    entries = [_entry(n) for n in range(1, FULL_CONTENT_ENTRIES + 11)]
+    path = tmp_path / "feed.xml"
+    path.write_text(digest_feed(entries, SiteInfo(url=SITE_URL)), encoding="utf-8")
+    parsed = feedparser.parse(path.read_bytes())
+    assert parsed.bozo == 0 and len(parsed.entries) == len(entries)
+    _check_atom(path)
+    with_content = [e for e in parsed.entries if e.get("content")]
+    assert len(with_content) == FULL_CONTENT_ENTRIES
+    assert with_content[-1].title == f"Data Points: day {len(entries) - FULL_CONTENT_ENTRIES + 1}"  # the newest ones
+    assert all(e.summary for e in parsed.entries)
+

@@ -21,7 +21,9 @@ from pipeline import interrupt
 from pipeline.fetch import fetch_sources
 from pipeline.store import Store, parse_ts, ts
 
-from .test_fetch import T1, FeedServer, Reply, Seen, make_config, raw_rows, server, small_feed, titles  # noqa: F401
+from .test_fetch import (  # noqa: F401
+    T1, FeedServer, Reply, Seen, make_config, raw_rows, server, serving, small_feed, titles,
+)
 
 MIN = timedelta(minutes=1)
 
@@ -47,6 +49,25 @@ def test_no_more_than_per_host_downloads_run_at_once_on_one_host(server: FeedSer
         assert result.counts["fetched"] == 8
     assert server.max_inflight == 2  # the limit is held, and used
     assert elapsed < 8 * 0.25  # but downloads did overlap
+
+
+def test_the_per_host_limit_counts_the_host_a_redirect_leads_to(server: FeedServer, tmp_path: Path):
+    # Four feeds on this host, four more on another host that each redirect here: eight
+    # downloads from this host in the end, never more than two at once.
+    for n in range(8):
+        server.routes[f"/f{n}.xml"] = Reply(small_feed(f"f{n}"), delay=0.2)
+    with serving("127.0.0.2") as other:
+        for n in range(4, 8):
+            other.routes[f"/r{n}.xml"] = Reply(status=302, headers={"Location": server.url(f"/f{n}.xml")})
+        feeds = {f"f{n}": server.url(f"/f{n}.xml") for n in range(4)}
+        feeds |= {f"f{n}": other.url(f"/r{n}.xml") for n in range(4, 8)}
+        _, config = make_config(tmp_path, feeds, fetch={"per_host": 2, "workers": 8})
+        with Store(config.store.path) as store:
+            result = fetch_sources(store, config, T1)
+            assert result.problems == ()
+            assert result.counts["fetched"] == 8
+    assert len(server.requests) == 8
+    assert server.max_inflight == 2
 
 
 def test_the_worker_pool_bounds_downloads_over_all_hosts(server: FeedServer, tmp_path: Path):
@@ -83,6 +104,38 @@ def test_a_feed_is_not_fetched_again_before_its_minimum_interval_unless_forced(s
         due = fetch_sources(store, config, T1 + 41 * MIN)
         assert due.counts == {"not modified": 1}
     assert len(server.requests) == 3
+
+
+def test_a_source_with_its_own_minimum_interval_waits_for_it(server: FeedServer, tmp_path: Path):
+    server.routes["/slow.xml"] = Reply(small_feed("slow"))
+    server.routes["/usual.xml"] = Reply(small_feed("usual"))
+    _, config = make_config(
+        tmp_path, {"slow": server.url("/slow.xml"), "usual": server.url("/usual.xml")},
+        fetch={"min_interval": 30.0}, source_keys={"slow": {"min_interval": 90}},
+    )
+    assert [s.min_interval for s in config.sources if s.url] == [90.0, None]
+    with Store(config.store.path) as store:
+        fetch_sources(store, config, T1)
+        assert parse_ts(_state(store, "slow")["next_attempt"]) == T1 + 90 * MIN
+        at_60 = fetch_sources(store, config, T1 + 60 * MIN)
+        assert at_60.counts == {"not due": 1, "fetched": 1, "unchanged bodies": 1}  # only "usual" was due
+        at_91 = fetch_sources(store, config, T1 + 91 * MIN)
+        assert at_91.counts["fetched"] == 2
+    assert [r.path for r in server.requests].count("/slow.xml") == 2
+
+
+def test_backoff_after_a_failure_never_comes_sooner_than_the_minimum_interval(server: FeedServer, tmp_path: Path):
+    server.routes["/down.xml"] = Reply(b"down", 500)
+    _, config = make_config(tmp_path, {"down": server.url("/down.xml")}, fetch={"min_interval": 30.0},
+                            source_keys={"down": {"min_interval": 90}})
+    with Store(config.store.path) as store:
+        fetch_sources(store, config, T1)
+        state = _state(store, "down")
+        assert state["consecutive_errors"] == 1
+        # the first backoff is about 10 minutes; the source asks for 90 between two fetches
+        assert parse_ts(state["next_attempt"]) == T1 + 90 * MIN
+        assert fetch_sources(store, config, T1 + 60 * MIN).counts == {"not due": 1}
+    assert len(server.requests) == 1
 
 
 def test_cache_control_max_age_longer_than_the_interval_is_respected(server: FeedServer, tmp_path: Path):
@@ -127,7 +180,8 @@ def test_retry_after_on_429_and_503_delays_the_next_attempt(
 def test_failures_back_off_exponentially_and_a_success_resets_the_count(server: FeedServer, tmp_path: Path):
     replies = [Reply(b"down", 500), Reply(b"down", 500), Reply(b"down", 500), Reply(small_feed("a"))]
     server.routes["/feed.xml"] = lambda req: replies.pop(0)
-    _, config = make_config(tmp_path, {"a": server.url("/feed.xml")})
+    # no minimum interval, so the backoff alone sets each wait (the floor is tested below)
+    _, config = make_config(tmp_path, {"a": server.url("/feed.xml")}, fetch={"min_interval": 0.0})
     waits = []
     with Store(config.store.path) as store:
         now = T1
@@ -187,21 +241,31 @@ def test_a_download_that_trickles_is_cut_at_the_total_time_limit(server: FeedSer
 # --- bodies -------------------------------------------------------------------------------------
 
 
-def test_two_sources_serving_identical_bytes_are_each_read(server: FeedServer, tmp_path: Path):
+def test_two_sources_serving_identical_bytes_are_each_read_and_the_body_is_kept_once(
+    server: FeedServer, tmp_path: Path
+):
     body = small_feed("twin")
     server.routes["/a.xml"] = Reply(body)
     server.routes["/b.xml"] = Reply(body)
     _, config = make_config(tmp_path, {"a": server.url("/a.xml"), "b": server.url("/b.xml")})
     with Store(config.store.path) as store:
-        result = fetch_sources(store, config, T1)
-        # The second copy is read too (not skipped as an already stored body); its entries are the
-        # same stories at the same URLs, so the store keeps each story once, under its first source.
-        assert result.counts == {"fetched": 2, "feeds read": 2, "new": 2, "unchanged": 2}
-        assert titles(store, "a") | titles(store, "b") == {"twin first story", "twin second story"}
-        assert _state(store, "a")["body_hash"] == _state(store, "b")["body_hash"] is not None
-        # the second time, each source sees its own last body again: nothing is read
+        first = fetch_sources(store, config, T1, only={"a"})
+        assert first.counts == {"fetched": 1, "feeds read": 1, "new": 2}
+        # The second copy is read too (not skipped as a body stored for another source); its
+        # entries are the same stories at the same URLs: copies of the first source's items,
+        # which keep their content and their source.
+        second = fetch_sources(store, config, T1, only={"b"})
+        assert second.counts == {"fetched": 1, "feeds read": 1, "duplicate": 2}
+        assert titles(store, "a") == {"twin first story", "twin second story"}
+        assert titles(store, "b") == set()
+        # one raw document for the two, still owned by the source that sent it first
+        rows = list(store.db.query("SELECT id, source_id, origin FROM raw_documents"))
+        assert [(r["source_id"], r["origin"]) for r in rows] == [("a", server.url("/a.xml"))]
+        assert _state(store, "a")["body_hash"] == _state(store, "b")["body_hash"] == rows[0]["id"]
+        # the next time, each source sees its own last body again: nothing is read
         again = fetch_sources(store, config, T1 + timedelta(days=1))
         assert again.counts == {"fetched": 2, "unchanged bodies": 2}
+        assert store.db.execute("SELECT COUNT(*) FROM raw_documents").fetchone()[0] == 1
 
 
 def test_many_changed_feeds_are_read_in_worker_processes(server: FeedServer, tmp_path: Path):
@@ -220,6 +284,32 @@ def test_many_changed_feeds_are_read_in_worker_processes(server: FeedServer, tmp
         assert raw_rows(store, server.url("/broken.xml"))[0]["parse_error"]
 
 
+def test_no_parse_pool_is_started_when_every_feed_answers_304(
+    server: FeedServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
+    n = fetch_mod.POOL_THRESHOLD + 2
+    for i in range(n):
+        server.routes[f"/f{i}.xml"] = lambda req, i=i: (
+            Reply(status=304) if req.headers.get("if-none-match") == f'"e{i}"'
+            else Reply(small_feed(f"site{i}"), headers={"ETag": f'"e{i}"'})
+        )
+    started: list[int] = []
+    real_pool = fetch_mod._parse_pool
+
+    def counting_pool(config: Any) -> Any:
+        started.append(1)
+        return real_pool(config)
+
+    monkeypatch.setattr(fetch_mod, "_parse_pool", counting_pool)
+    _, config = make_config(tmp_path, {f"f{i}": server.url(f"/f{i}.xml") for i in range(n)},
+                            fetch={"parse_workers": 2})
+    with Store(config.store.path) as store:
+        assert fetch_sources(store, config, T1).counts["new"] == 2 * n
+        assert started == [1]  # many new feeds: read in a pool
+        assert fetch_sources(store, config, T1, force=True).counts == {"not modified": n}
+        assert started == [1]  # nothing to read: no pool
+
+
 def test_an_unexpected_error_in_one_source_is_recorded_and_the_others_go_on(
     server: FeedServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ):
@@ -227,10 +317,10 @@ def test_an_unexpected_error_in_one_source_is_recorded_and_the_others_go_on(
     server.routes["/b.xml"] = Reply(small_feed("b"))
     real = fetch_mod.parse_fetched
 
-    def flaky(doc: Any, source_id: str, *rest: Any) -> Any:
+    def flaky(doc: Any, source_id: str, *rest: Any, **options: Any) -> Any:
         if source_id == "a":
             raise RuntimeError("reader bug")
-        return real(doc, source_id, *rest)
+        return real(doc, source_id, *rest, **options)
 
     monkeypatch.setattr(fetch_mod, "parse_fetched", flaky)
     _, config = make_config(tmp_path, {"a": server.url("/a.xml"), "b": server.url("/b.xml")})

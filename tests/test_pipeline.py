@@ -13,6 +13,7 @@ from .conftest import ROOT, SEEDS, write_config
 
 NOW = "2026-04-13T06:00:00Z"
 EXPECTATIONS = json.loads((ROOT / "tests" / "data" / "seed_expectations.json").read_text())
+STORIES = [title for item in EXPECTATIONS["items"] for title in item.get("split_into", [])]
 
 
 def _table_counts(db: Path) -> dict[str, int]:
@@ -50,19 +51,22 @@ def test_run_writes_the_daily_digest_with_the_seed_stories(seeded):
     assert text.startswith("# Data Points: ")
     title = text.splitlines()[0]
     assert title.count("; ") == 2  # three top stories
-    # every seed item appears, as a story or as another source of a story
+    # every seed item appears, as a story or as another source of a story; a roundup through its stories
     for item in EXPECTATIONS["items"]:
+        if item["story"] == "roundup":
+            assert item["source"] in text, item["title"]
+            continue
         assert item["url"].split("?")[0].split("#")[0].replace(":443", "") in text or item["title"] in text, item["title"]
     for heading in ("## Open-weight models", "## Cybersecurity", "## Policy and government", "## Compute and infrastructure"):
         assert heading in text
-    assert "tier 1" in text and "tier 2" in text and "tier 3" in text
+    assert "a tier-1 source" in text and "a tier-2 source" in text and "a tier-3 source" in text
     assert "Also reported by:" in text
 
 
 def test_run_stores_every_seed_item_once(seeded, cli):
     tmp, config, _ = seeded
     counts = _table_counts(tmp / "pipeline.db")
-    assert counts["items"] == len(EXPECTATIONS["items"])
+    assert counts["items"] == len(EXPECTATIONS["items"]) + len(STORIES)
     assert counts["raw_documents"] == 9
     assert counts["runs"] >= 1
     for table in ("sources", "item_topics", "events", "event_items", "event_links", "digests", "digest_items"):
@@ -72,9 +76,9 @@ def test_run_stores_every_seed_item_once(seeded, cli):
 def test_items_json_has_the_documented_keys_and_utc_times(seeded, cli):
     _, config, _ = seeded
     rows = _items(cli, config)
-    assert len(rows) == len(EXPECTATIONS["items"])
+    assert len(rows) == len(EXPECTATIONS["items"]) + len(STORIES)
     for row in rows:
-        assert {"id", "source", "url", "title", "published", "kind", "tier", "topics", "event"} <= row.keys()
+        assert {"id", "source", "url", "title", "published", "kind", "tier", "topics", "event", "parent"} <= row.keys()
         assert row["tier"] in (1, 2, 3)
         assert isinstance(row["topics"], list)
         assert row["event"].startswith("ev-")
@@ -82,6 +86,12 @@ def test_items_json_has_the_documented_keys_and_utc_times(seeded, cli):
     for exp in EXPECTATIONS["items"]:
         row = by_title[exp["title"]]
         assert row["published"].replace("+00:00", "Z") == exp["published_utc"], exp["title"]
+        assert row["parent"] is None
+        for story in exp.get("split_into", []):
+            # a roundup's stories point at it and carry its date
+            assert by_title[story]["parent"] == row["id"], story
+            assert by_title[story]["published"] == row["published"]
+            assert row["kind"] == "digest" and by_title[story]["kind"] != "digest"
 
 
 def test_items_filters(seeded, cli):
@@ -90,6 +100,8 @@ def test_items_filters(seeded, cli):
     assert cyber and all("cybersecurity" in r["topics"] for r in cyber)
     patchline = _items(cli, config, "--source", "patchline")
     assert len(patchline) == sum(1 for i in EXPECTATIONS["items"] if i["source"] == "Patchline")
+    brief = _items(cli, config, "--source", "compute-brief")
+    assert len(brief) == 1 + 5  # the issue and its five stories
     recent = _items(cli, config, "--since", "2026-04-11T00:00:00Z")
     assert recent and all(r["published"] >= "2026-04-11" for r in recent)
     assert len(recent) < len(_items(cli, config))
@@ -128,7 +140,7 @@ def test_topics_match_the_labelled_seeds(seeded, cli):
         tp, fp, fn = tp + len(got & want), fp + len(got - want), fn + len(want - got)
     precision, recall = tp / (tp + fp), tp / (tp + fn)
     print(f"seed topics: precision {precision:.2f}, recall {recall:.2f}")
-    assert recall >= 0.8 and precision >= 0.6
+    assert recall >= 0.75 and precision >= 0.8
 
 
 def test_second_run_changes_nothing(tmp_path: Path, cli):
@@ -185,20 +197,20 @@ def test_each_stage_runs_alone(tmp_path: Path, cli):
     config = write_config(tmp_path)
     ingest = cli("--now", NOW, "ingest", SEEDS / "feeds", SEEDS / "emails", config=config)
     assert ingest.code == 0, ingest.err
-    assert ingest.out.startswith("ingest: ") and "31 new" in ingest.out
+    assert ingest.out.startswith("ingest: ") and "31 new" in ingest.out and "9 stories new" in ingest.out
     tag = cli("--now", NOW, "tag", config=config)
-    assert tag.code == 0 and "31 tagged" in tag.out
+    assert tag.code == 0 and "40 tagged" in tag.out
     cluster = cli("--now", NOW, "cluster", config=config)
-    assert cluster.code == 0 and "31 new items" in cluster.out
+    assert cluster.code == 0 and "40 new items" in cluster.out
     digest = cli("--now", NOW, "digest", config=config)
     assert digest.code == 0
     assert (tmp_path / "digests" / "daily" / "2026-04-13.md").exists()
     weekly = cli("--now", NOW, "digest", "--period", "weekly", config=config)
     assert weekly.code == 0 and (tmp_path / "digests" / "weekly" / "2026-W16.md").exists()
     retag = cli("--now", NOW, "tag", "--retag", config=config)
-    assert retag.code == 0 and "31 tagged" in retag.out and "changed" not in retag.out
+    assert retag.code == 0 and "40 tagged" in retag.out and "changed" not in retag.out
     normalize = cli("--now", NOW, "normalize", config=config)
-    assert normalize.code == 0 and "31 unchanged" in normalize.out
+    assert normalize.code == 0 and "31 unchanged" in normalize.out and "9 stories unchanged" in normalize.out
     status = cli("status", config=config)
     assert status.code == 0
     assert "The Weights Ledger" in status.out and "items" in status.out and "Last runs:" in status.out

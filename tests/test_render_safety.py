@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import email
 import re
+from dataclasses import replace
 from datetime import datetime, timezone
 from email import policy
 from pathlib import Path
@@ -13,9 +14,19 @@ import pytest
 from bs4 import BeautifulSoup
 
 from pipeline.atom import digest_feed
-from pipeline.digest import build_digest, digest_files, render_digest
+from pipeline.digest import build_digest, digest_files
 from pipeline.models import StoredItem
-from pipeline.render import Links, SiteInfo, html_environment, rich, safe_name, safe_url, sanitize_html
+from pipeline.pages import EventPage, IndexPage, RelatedEvent, Site, TopicPage, TopicRef, render_site
+from pipeline.render import (
+    Links,
+    SiteInfo,
+    html_environment,
+    render_digest,
+    rich,
+    safe_name,
+    safe_url,
+    sanitize_html,
+)
 from pipeline.store_digests import DigestEntry
 
 from .digest_helpers import digest_settings, load
@@ -132,7 +143,7 @@ def test_hostile_items_leave_every_html_output_harmless(tmp_path: Path):
 
 
 def test_the_email_of_hostile_items_is_harmless(tmp_path: Path):
-    from pipeline.digest import digest_email
+    from pipeline.render import digest_email
 
     config = load(digest_settings(tmp_path))
     view = build_digest([_hostile_item(n, b) for n, b in enumerate(HOSTILE)], {}, config.topics, period="daily",
@@ -181,3 +192,39 @@ def test_html_templates_are_strict_and_overridable(tmp_path: Path):
     config = load(digest_settings(tmp_path, {"templates": f'"{templates}"'}))
     rendered = render_digest(view, config.digest)
     assert rendered.html.startswith("<p>Data Points: &lt;script&gt;")  # user template, still autoescaped
+
+
+PLAIN = "1. Introducing X takes a List<String> and *returns* a Map<K, V> & more. A news report from Src, a tier-3 source."
+
+
+def test_summaries_are_plain_text_in_every_output(tmp_path: Path):
+    """A summary is text, not Markdown or HTML: angle brackets, stars and a leading "1. " stay as written."""
+    config = load(digest_settings(tmp_path))
+    view = build_digest([_hostile_item(1, "")], {}, config.topics, period="daily", now=NOW, cfg=config.digest)
+    view = replace(view, sections=tuple(
+        replace(sec, stories=tuple(replace(story, summary=PLAIN) for story in sec.stories)) for sec in view.sections
+    ))
+    rendered = render_digest(view, config.digest)
+    for html in (rendered.html, rendered.email_html, rendered.feed_html):
+        soup = BeautifulSoup(html, "html.parser")
+        (summary,) = soup.select(".summary")
+        assert summary.get_text() == PLAIN
+        assert summary.find(True) is None  # no markup inside: no list, no <em>, no <String> element
+        assert soup.find(["ol", "ul", "string"]) is None
+    assert "<p class=\"summary\">1. Introducing X takes a List&lt;String&gt; and *returns* a Map&lt;K, V&gt; &amp; more." \
+        in rendered.html
+    assert r"1\. Introducing X takes a List\<String\> and \*returns\* a Map\<K, V\>" in rendered.markdown
+    assert "\n  1. Introducing X takes a List<String>" in rendered.text and PLAIN in " ".join(rendered.text.split())
+
+    event = EventPage(id="ev-1", title="An event", url="https://a.example/1", summary=PLAIN, source="Src", tier=3,
+                      kind="news", others=(), topics=(TopicRef("policy", "Policy"),),
+                      related=(RelatedEvent("ev-2", "Another", PLAIN, True),), when=NOW, updated=NOW)
+    site = Site(events=(event,), topics=(TopicPage("policy", "Policy", (event,)),), index=IndexPage((), ()))
+    pages = render_site(site, config)
+    for name in ("events/ev-1.html", "topics/policy.html"):
+        soup = BeautifulSoup(pages[Path(name)], "html.parser")
+        summaries = soup.select(".summary")
+        assert summaries and all(p.get_text() == PLAIN and p.find(True) is None for p in summaries), name
+    for name in ("events/ev-1.md", "topics/policy.md"):
+        assert r"1\. Introducing X takes a List\<String\>" in pages[Path(name)], name
+

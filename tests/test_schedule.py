@@ -13,6 +13,7 @@ from apscheduler.triggers.interval import IntervalTrigger
 from pipeline import ingest as ingest_mod
 from pipeline import schedule as sch
 from pipeline.config import ConfigError, load_config
+from pipeline.lock import StageLock, lock_path
 from pipeline.store import Store
 
 from .conftest import write_config
@@ -117,6 +118,17 @@ def _feed(folder: Path, name: str, n: int) -> Path:
     return path
 
 
+def _item_dates(store: Store, prefix: str, period: str = "daily") -> set[str]:
+    """The keys of the digests of ``period`` that hold the items whose guid starts with ``prefix``."""
+    return {
+        r["date"] for r in store.db.query(
+            "SELECT d.date FROM digest_items di JOIN digests d ON d.id = di.digest_id "
+            "JOIN items i ON i.id = di.item_id WHERE i.guid LIKE ? AND d.period = ?",
+            [f"{prefix}-%", period],
+        )
+    }
+
+
 def test_catch_up_makes_exactly_the_missed_digests_once(tmp_path):
     path = set_keys(write_config(tmp_path, paths=[]), "schedule", daily='"0 7 * * *"', weekly='"0 7 * * mon"',
                     catch_up_days="7")
@@ -127,29 +139,26 @@ def test_catch_up_makes_exactly_the_missed_digests_once(tmp_path):
     with Store(config.store.path) as store:
         for d, day in days.items():
             ingest_mod.ingest_paths(store, config, [_feed(feeds, f"day{d}", 2)], utc(f"{day}T05:00:00"))
-            if d <= 10:  # the scheduler ran on the 9th and 10th, then was down
-                assert sch.make_digest(store, config, "daily", day, utc(f"{day}T07:00:00")).counts["written"] == 1
+            if d in (10, 11):  # the scheduler ran on the 10th and 11th, making the digests of the days before
+                fired = utc(f"{day}T07:00:00")
+                assert sch.make_digest(store, config, "daily", days[d - 1], fired).counts["written"] == 1
         before = store.digest_dates("daily")
     assert set(before) == {days[9], days[10]}
 
-    now = utc("2026-04-13T09:30:00")
+    now = utc("2026-04-13T09:30:00")  # back on the 13th: the jobs of the 12th and 13th were missed
     specs = sch.job_specs(config, start=now)
     assert sch.catch_up(config, specs, clock=lambda: now) == ["ok", "ok"]
 
     with Store(config.store.path) as store:
         made = store.digest_dates("daily")
-        assert set(made) == set(days.values())
+        assert set(made) == {days[9], days[10], days[11], days[12]}  # the 13th is not over yet
         assert {k: made[k] for k in before} == before  # the two made before were not made again
-        for d in (11, 12, 13):  # each missed digest holds the items first seen that day, as of 07:00
-            item_dates = {
-                r["date"] for r in store.db.query(
-                    "SELECT d.date FROM digest_items di JOIN digests d ON d.id = di.digest_id "
-                    "JOIN items i ON i.id = di.item_id WHERE i.guid LIKE ? AND d.period = 'daily'",
-                    [f"day{d}-%"],
-                )
-            }
-            assert item_dates == {days[d]}
-        assert set(store.digest_dates("weekly")) == {"2026-W16"}
+        for d in (9, 10, 11, 12):  # each digest holds the items first seen on its day
+            assert _item_dates(store, f"day{d}") == {days[d]}
+        assert _item_dates(store, "day13") == set()  # they wait for the digest of the 13th
+        # the weekly job of Monday the 13th makes the week that ended then: 6 to 12 April
+        assert set(store.digest_dates("weekly")) == {"2026-W15"}
+        assert all(_item_dates(store, f"day{d}", "weekly") == {"2026-W15"} for d in (9, 10, 11, 12))
         runs = [r for r in store.last_runs(10) if r["command"] in ("daily-digest", "weekly-digest")]
         assert {r["status"] for r in runs} == {"ok"}
         rows_before = store.table_counts()
@@ -166,24 +175,73 @@ def test_catch_up_makes_exactly_the_missed_digests_once(tmp_path):
     assert {p: p.stat().st_mtime_ns for p in files} == stamps
 
 
-def test_a_digest_job_catches_up_then_writes_the_current_digest(tmp_path):
+def test_a_digest_job_catches_up_then_writes_the_digest_of_the_day_that_ended(tmp_path):
     path = set_keys(write_config(tmp_path, paths=[]), "schedule", daily='"0 7 * * *"', weekly='""',
                     interval_minutes="0")
     config = load_config(path)
     feeds = tmp_path / "in"
     feeds.mkdir()
     with Store(config.store.path) as store:
-        ingest_mod.ingest_paths(store, config, [_feed(feeds, "early", 2)], utc("2026-04-11T05:00:00"))
-        sch.make_digest(store, config, "daily", "2026-04-11", utc("2026-04-11T07:00:00"))
-        ingest_mod.ingest_paths(store, config, [_feed(feeds, "late", 2)], utc("2026-04-12T05:00:00"))
+        ingest_mod.ingest_paths(store, config, [_feed(feeds, "early", 2)], utc("2026-04-10T05:00:00"))
+        sch.make_digest(store, config, "daily", "2026-04-10", utc("2026-04-11T07:00:00"))
+        ingest_mod.ingest_paths(store, config, [_feed(feeds, "late", 2)], utc("2026-04-11T05:00:00"))
+        ingest_mod.ingest_paths(store, config, [_feed(feeds, "yesterday", 2)], utc("2026-04-12T06:00:00"))
         ingest_mod.ingest_paths(store, config, [_feed(feeds, "today", 2)], utc("2026-04-13T06:00:00"))
     spec = sch.job_specs(config)[0]
-    fired = utc("2026-04-13T07:00:05")
+    fired = utc("2026-04-13T07:00:05")  # not the day that starts: the one that ended at midnight
     assert sch.run_job(config, spec.id, sch.digest_work(spec, config), clock=lambda: fired) == "ok"
     with Store(config.store.path) as store:
-        assert set(store.digest_dates("daily")) == {"2026-04-11", "2026-04-12", "2026-04-13"}
+        assert set(store.digest_dates("daily")) == {"2026-04-10", "2026-04-11", "2026-04-12"}
+        assert _item_dates(store, "late") == {"2026-04-11"} and _item_dates(store, "yesterday") == {"2026-04-12"}
+        assert _item_dates(store, "today") == set()
         run = store.last_run("daily-digest")
         assert run["status"] == "ok" and run["counts"]["digest.written"] == 2
+
+
+def test_the_digest_a_job_makes_is_the_window_that_closed_last_before_it_fired(tmp_path):
+    path = set_keys(write_config(tmp_path, paths=[]), "schedule", daily='"0 7 * * *"', weekly='"0 7 * * mon"')
+    text = path.read_text(encoding="utf-8").replace("cutoff_hour = 0", "cutoff_hour = 7")
+    path.write_text(text.replace('timezone = "UTC"', 'timezone = "Europe/Berlin"', 1), encoding="utf-8")
+    config = load_config(path)
+    assert (config.digest.cutoff_hour, config.digest.timezone) == (7, "Europe/Berlin")
+    key = sch.job_digest_key(config, "daily")
+    # the 14 April window opens at 07:00 Berlin time (05:00 UTC), when the job fires: the job makes the 13th
+    assert key(utc("2026-04-14T05:00:00")) == "2026-04-13"
+    assert key(utc("2026-04-14T04:59:59")) == "2026-04-12"
+    assert sch.job_digest_key(config, "weekly")(utc("2026-04-13T05:00:00")) == "2026-W15"
+
+
+def test_a_digest_job_that_gave_up_on_the_lock_is_made_by_the_next_update_job(tmp_path):
+    path = set_keys(write_config(tmp_path, paths=[]), "schedule", daily='"0 7 * * *"', weekly='""',
+                    fetch="false", ingest="false", lock_timeout="0.2")
+    config = load_config(path)
+    feeds = tmp_path / "in"
+    feeds.mkdir()
+    with Store(config.store.path) as store:
+        ingest_mod.ingest_paths(store, config, [_feed(feeds, "sunday", 3)], utc("2026-04-12T05:00:00"))
+    update, daily = sch.job_specs(config, start=utc("2026-04-13T06:00:00"))
+    fired = utc("2026-04-13T07:00:00")
+    other = StageLock(lock_path(config.store.path), command="run", timeout=1)
+    other.acquire()  # a long manual command holds the database when the daily job fires
+    try:
+        assert sch.run_job(config, daily.id, sch.digest_work(daily, config), clock=lambda: fired) == "failed"
+    finally:
+        other.release()
+    with Store(config.store.path) as store:
+        assert store.digest_dates("daily") == {}
+        failed = store.last_run("daily-digest")
+        assert failed["status"] == "failed" and "gave up after waiting 0.2 s" in failed["problems"][0]
+
+    next_update = fired + timedelta(minutes=60)
+    assert sch.run_job(config, update.id, sch.update_work(config, [update, daily]), clock=lambda: next_update) == "ok"
+    with Store(config.store.path) as store:
+        assert set(store.digest_dates("daily")) == {"2026-04-12"}
+        assert _item_dates(store, "sunday") == {"2026-04-12"}
+        assert store.last_run("update")["counts"]["digest.written"] == 1
+    # the update after that has nothing left to make
+    sch.run_job(config, update.id, sch.update_work(config, [update, daily]), clock=lambda: next_update + timedelta(hours=1))
+    with Store(config.store.path) as store:
+        assert "digest.written" not in store.last_run("update")["counts"]
 
 
 def test_status_shows_the_schedule(tmp_path, cli):

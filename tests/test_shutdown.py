@@ -15,6 +15,7 @@ import sqlite3
 import subprocess
 import sys
 import time
+from datetime import datetime, timezone
 from pathlib import Path
 
 import pytest
@@ -243,3 +244,45 @@ def test_sigterm_stops_the_scheduler_and_its_running_job(tmp_path):
     assert proc.wait(timeout=30) == 0, err.read_text()
     assert _runs(_db(tmp_path)) == [("schedule", "stopped"), ("update", "interrupted")]
     assert "scheduler stopped" in err.read_text()
+
+
+def test_kill_9_between_writing_a_digest_and_recording_it_leaves_it_to_catch_up(tmp_path):
+    from pipeline import schedule as sch
+    from pipeline.config import load_config
+    from pipeline.digest import PAUSE_ENV
+    from pipeline.store import Store
+
+    from .digest_helpers import seeded_store
+
+    config_path = set_keys(write_config(tmp_path), "schedule", daily='"0 7 * * *"', weekly='""', interval_minutes="0")
+    config = load_config(config_path)
+    seeded_store(config).close()  # the seeds, first seen on 13 April at 06:00
+    err = tmp_path / "digest.stderr"
+    env = {k: v for k, v in os.environ.items() if k != "PIPELINE_CONFIG"} | {PAUSE_ENV: "60"}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "pipeline", "--config", str(config_path), "--now", "2026-04-14T07:00:00Z",
+         "digest", "--last"], cwd=ROOT, stdout=subprocess.DEVNULL, stderr=err.open("w"), env=env,
+    )
+    files = [tmp_path / "digests" / "daily" / f"2026-04-13.{ext}" for ext in ("md", "html", "txt", "eml")]
+    try:
+        deadline = time.monotonic() + 60
+        while "waiting before recording" not in err.read_text():  # every file written, nothing recorded yet
+            assert time.monotonic() < deadline and proc.poll() is None, err.read_text()
+            time.sleep(0.02)
+        proc.kill()
+    finally:
+        proc.kill()
+        proc.wait(timeout=10)
+    assert all(f.exists() for f in files)
+    assert _query(_db(tmp_path), "SELECT COUNT(*) FROM digests") == [(0,)]  # written, never recorded
+
+    # catch-up does not take the files for a made digest: it makes it, and records it this time
+    fired = datetime(2026, 4, 14, 7, 0, 30, tzinfo=timezone.utc)
+    specs = sch.job_specs(config, start=fired)
+    assert sch.catch_up(config, specs, clock=lambda: fired) == ["ok"]
+    with Store(config.store.path) as store:
+        assert set(store.digest_dates("daily")) == {"2026-04-13"}
+        held = store.db.execute("SELECT COUNT(*) FROM digest_items WHERE digest_id = 'daily:2026-04-13'").fetchone()
+    assert held[0] >= 26
+    assert files[0].read_text().count("\n### ") == 26
+    assert _runs(_db(tmp_path))[0] == ("digest", "crashed")

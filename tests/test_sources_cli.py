@@ -71,6 +71,7 @@ def test_add_list_fetch_export_import_and_remove(server: FeedServer, tmp_path: P
     alpha = by_url[server.url("/feed.xml")]
     assert (alpha.name, alpha.tier, alpha.kind, alpha.category) == ("Alpha Feed", 1, "news", "Policy")
     assert set(by_url) == {server.url("/feed.xml"), server.url("/news/atom.xml"), server.url("/configured.xml")}
+    assert by_url[server.url("/news/atom.xml")].min_interval == 90  # its own interval goes along
 
     # into a second store: import, and export again gives the same OPML
     (tmp_path / "two").mkdir()
@@ -82,6 +83,8 @@ def test_add_list_fetch_export_import_and_remove(server: FeedServer, tmp_path: P
     assert imported.out.strip() == "imported 3 source(s); 0 already followed"
     assert run_cli("sources", "import", opml_file, config=cfg2).out.strip() == "imported 0 source(s); 3 already followed"
     assert run_cli("sources", "export", config=cfg2).out.encode() == opml
+    with Store(tmp_path / "two" / "pipeline.db") as store:
+        assert store.fetch_state("lab")["min_interval"] == 90
 
     removed = run_cli("sources", "remove", "alpha-feed", config=cfg)
     assert removed.code == 0, removed.err
@@ -99,12 +102,14 @@ def test_opml_written_is_read_back_to_the_same_sources():
         b"""<opml version="2.0"><body>
         <outline text="Security"><outline text="Sec Wire" xmlUrl="https://sec.example/feed" tier="1" kind="news"
           htmlUrl="https://sec.example/"/></outline>
-        <outline text="Loose" xmlUrl="https://loose.example/rss"/>
+        <outline text="Loose" xmlUrl="https://loose.example/rss" min_interval="90"/>
+        <outline text="Odd" xmlUrl="https://odd.example/rss" min_interval="soon"/>
         </body></opml>"""
     )
     again = read_opml(write_opml(sources))
     assert sorted(again, key=lambda s: s.id) == sorted(sources, key=lambda s: s.id)
-    assert {s.id: s.category for s in again} == {"sec-wire": "Security", "loose": None}
+    assert {s.id: s.category for s in again} == {"sec-wire": "Security", "loose": None, "odd": None}
+    assert {s.id: s.min_interval for s in again} == {"sec-wire": None, "loose": 90.0, "odd": None}
     assert write_opml(again) == write_opml(sources)
 
 

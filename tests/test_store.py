@@ -55,14 +55,40 @@ def test_same_entry_id_is_updated_in_place(tmp_path: Path):
 def test_same_canonical_url_from_another_source_is_one_item(tmp_path: Path):
     store = _store(tmp_path)
     store.upsert_item(_item(), NOW)
-    assert store.upsert_item(_item(source="b", guid="other", chash="zz"), NOW) == "updated"
-    assert store.db["items"].count == 1
+    copy = _item(source="b", guid="other", title="Another headline", chash="zz")
+    assert store.upsert_item(copy, NOW) == "duplicate"
+    assert store.upsert_item(copy, NOW + timedelta(hours=1)) == "duplicate"  # found by its own entry id now
+    rows = list(store.db.query("SELECT source_id, title FROM items"))
+    assert rows == [{"source_id": "a", "title": "Title"}]  # the first arrival keeps its content
+    assert store.copies_of([item_id_for("a", "g1")]) == {item_id_for("a", "g1"): [("b", "https://x.example/1")]}
+
+
+def test_entries_of_one_document_that_share_a_link_stay_apart(tmp_path: Path):
+    store = _store(tmp_path)
+    siblings = {"g1", "g2"}
+    assert store.upsert_item(_item(guid="g1", chash="h1"), NOW, siblings=siblings) == "new"
+    assert store.upsert_item(_item(guid="g2", title="Second post", chash="h2"), NOW, siblings=siblings) == "new"
+    assert store.db["items"].count == 2
+    # the same feed later lists a third entry on that link while both others are still in it
+    siblings3 = {"g1", "g2", "g3"}
+    assert store.upsert_item(_item(guid="g3", title="Third", chash="h3"), NOW, siblings=siblings3) == "new"
+    assert store.db["items"].count == 3
+
+
+def test_a_feed_that_changes_its_entry_ids_updates_the_items_in_place(tmp_path: Path):
+    store = _store(tmp_path)
+    store.upsert_item(_item(guid="old-id"), NOW, siblings={"old-id"})
+    renamed = _item(guid="new-id", title="Title, corrected", chash="h2")
+    assert store.upsert_item(renamed, NOW, siblings={"new-id"}) == "updated"
+    assert store.upsert_item(renamed, NOW, siblings={"new-id"}) == "unchanged"
+    rows = list(store.db.query("SELECT id, guid, title FROM items"))
+    assert rows == [{"id": item_id_for("a", "old-id"), "guid": "old-id", "title": "Title, corrected"}]
 
 
 def test_same_content_hash_is_one_item_but_only_for_real_texts(tmp_path: Path):
     store = _store(tmp_path)
     store.upsert_item(_item(), NOW)
-    assert store.upsert_item(_item(source="b", guid="copy", url="https://mirror.example/1"), NOW) == "unchanged"
+    assert store.upsert_item(_item(source="b", guid="copy", url="https://mirror.example/1"), NOW) == "duplicate"
     assert store.db["items"].count == 1
     # two short, generic texts with the same hash stay apart
     short = "Weekly update."

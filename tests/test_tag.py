@@ -3,43 +3,81 @@ from __future__ import annotations
 from dataclasses import replace
 from datetime import datetime, timezone
 
+import pytest
+
 from pipeline.config import TagConfig
 from pipeline.models import StoredItem, TopicRule
-from pipeline.tag import classify_kind, compile_topics, match_topics, phrase_pattern
+from pipeline.tag import ItemText, classify_kind, compile_topics, explain_topics, match_topics
+from pipeline.terms import compile_term
 
-CFG = TagConfig(title_weight=3.0, body_weight=1.0, min_score=2.0)
+CFG = TagConfig(title_weight=2.0, body_weight=1.0, min_score=4.0, relative=0.35)
 TOPICS = compile_topics([
-    TopicRule("open-weight", "Open", ("open-weight", "model weights")),
-    TopicRule("policy", "Policy", ("export controls", "court"), exclude=("tennis court",)),
+    TopicRule("open-weight", "Open", any=("weights", "licence"), strong=("open-weight", "model weights")),
+    TopicRule("policy", "Policy", any=("court", "ruling"), strong=("export controls",), none=("tennis court",)),
+    TopicRule("business", "Business", any=("deal",), strong=("funding",), all=("AI|model",)),
+    TopicRule("compute", "Compute", strong=("/\\bH\\d{3}\\b/",), any=("chips",)),
 ])
 NOW = datetime(2026, 4, 13, tzinfo=timezone.utc)
 
 
+def _topics(title: str, body: str = "") -> list[str]:
+    return [m.topic_id for m in match_topics(title, body, TOPICS, CFG)]
+
+
 def test_phrases_match_whole_words_hyphens_spaces_and_plurals():
-    p = phrase_pattern("open-weight model")
-    assert p.search("New open weight models are out")
-    assert p.search("An Open-Weight Model")
-    assert not p.search("reopen-weight models")
-    assert not phrase_pattern("court").search("courtesy")
+    term = compile_term("open-weight model")
+    assert term.words == ("open", "weight", "model")
+    assert _topics("New open weight releases") == ["open-weight"]
+    assert _topics("An Open-Weight release") == ["open-weight"]
+    assert _topics("Reopen weighting") == []
+    assert _topics("Court", "courtesy and courtship") == []
 
 
-def test_title_counts_more_than_a_passing_mention():
-    assert [m.topic_id for m in match_topics("Export controls tighten", "", TOPICS, CFG)] == ["policy"]
-    assert match_topics("A chip story", "It mentions a court once.", TOPICS, CFG) == ()
-    matches = match_topics("A chip story", "The court ruled. The court appeal follows.", TOPICS, CFG)
-    assert matches[0].topic_id == "policy" and matches[0].score == 2.0 and matches[0].terms == ("court",)
+def test_a_regular_expression_term():
+    assert _topics("Shipments of H200 resume") == ["compute"]
+    assert _topics("Shipments of H2000 resume") == []
 
 
-def test_exclusions_veto_a_topic():
-    assert match_topics("Court news", "A new tennis court opened; the court is busy.", TOPICS, CFG) == ()
+def test_a_strong_term_in_the_title_carries_a_topic_and_a_passing_mention_does_not():
+    assert _topics("Export controls tighten") == ["policy"]
+    assert _topics("A chip story", "It mentions a court once.") == []
+    # an ordinary term in the title and again in the opening is enough
+    assert _topics("Court weighs the case", "The court heard arguments and a ruling is due.") == ["policy"]
+    # a mention far down a long body counts half
+    long_body = "Filler words here. " * 40 + "The court ruled. A ruling followed."
+    assert _topics("A chip story", long_body) == []
 
 
-def test_matches_record_their_terms_and_sort_by_score():
-    matches = match_topics("Open-weight release meets export controls", "model weights, model weights", TOPICS, CFG)
-    assert [(m.topic_id, m.terms) for m in matches] == [
-        ("open-weight", ("model weights", "open-weight")),
-        ("policy", ("export controls",)),
-    ]
+def test_none_terms_veto_a_topic_in_the_title():
+    assert _topics("Tennis court export controls") == []
+    assert _topics("Export controls", "A tennis court opened nearby.") == ["policy"]
+
+
+def test_all_groups_must_each_be_found():
+    assert _topics("Tennis startup lands funding") == []
+    assert _topics("AI startup lands funding") == ["business"]
+
+
+def test_a_side_topic_far_below_the_main_one_is_left_out():
+    body = "Model weights, open-weight, licence, weights. " * 3 + "A deal was mentioned."
+    assert _topics("Open-weight model weights released under a new licence in an AI deal", body) == ["open-weight"]
+
+
+def test_matches_record_their_terms_and_explanations_give_the_sum():
+    (match,) = match_topics("Export controls reach model weights", "A court ruling.", TOPICS, CFG)[:1]
+    assert match.topic_id in ("policy", "open-weight")
+    explained = {e.topic_id: e for e in explain_topics(ItemText("Export controls tighten", ""), TOPICS, CFG)}
+    policy = explained["policy"]
+    assert policy.given and policy.score == 6.0 and policy.min_score == 4.0
+    assert [(t.term, t.score, t.where) for t in policy.terms] == [("export controls", 6.0, "title")]
+    assert not explained["business"].given and explained["business"].missing_groups == ("AI|model",)
+
+
+@pytest.mark.parametrize("bad", ["/[unclosed/", "   ", "one two three four five six"])
+def test_unusable_terms_are_refused(bad: str) -> None:
+    from pipeline.terms import term_error
+
+    assert term_error(bad)
 
 
 def _item(title: str, *, source_kind: str | None = None, tier: int = 3, url: str | None = None, body: str = "") -> StoredItem:
@@ -57,3 +95,10 @@ def test_kind_from_cues_then_source_default():
     assert classify_kind(_item("Anything", tier=1)) == "announcement"
     assert classify_kind(_item("Anything")) == "news"
     assert classify_kind(replace(_item("This week in chips: issue 12"))) == "digest"
+    assert classify_kind(_item("Chip rules tighten; Meridian ships weights; a patch for Nomad")) == "digest"
+
+
+def test_a_roundup_and_its_stories_have_their_own_kinds():
+    assert classify_kind(replace(_item("The Brief #12"), children=5)) == "digest"
+    story = replace(_item("Chip rule lands", source_kind="digest"), parent_id="p")
+    assert classify_kind(story) == "news"
