@@ -21,6 +21,7 @@ from sqlite_utils.migrations import Migrations
 
 from .models import Event, Item, ItemTags, RawDocument, Source, StoredItem
 from .store_digests import DigestStore
+from .store_filters import item_filters
 from .store_fetch import FETCH_STATE_COLUMNS, FetchStateStore
 from .store_imap import ImapStateStore
 from .store_runs import RunsStore
@@ -612,17 +613,7 @@ class Store(FetchStateStore, RunsStore, DigestStore, SummariesStore, SearchStore
         ids: Iterable[str] | None = None,
         limit: int | None = None,
     ) -> list[StoredItem]:
-        where: list[str] = []
-        params: list[Any] = []
-        if topic:
-            where.append("EXISTS (SELECT 1 FROM item_topics t WHERE t.item_id = i.id AND t.topic_id = ?)")
-            params.append(topic)
-        if source:
-            where.append("(i.source_id = ? OR s.name = ?)")
-            params += [source, source]
-        if since:
-            where.append("COALESCE(i.published, i.first_seen) >= ?")
-            params.append(ts(since))
+        where, params = item_filters(topic=topic, source=source, since=since)
         if untagged_only:
             where.append("i.tagged IS NULL")
         if ids is not None:

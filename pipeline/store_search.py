@@ -29,10 +29,11 @@ from __future__ import annotations
 import json
 import sqlite3
 from collections.abc import Iterable
-from datetime import datetime, timezone
+from datetime import datetime
 from typing import Any
 
 from .models import SearchHit
+from .store_filters import item_filters
 
 # Ranking: BM25 with the title weighted above the body, so an item whose title
 # matches comes before one that only mentions the words in passing.
@@ -84,12 +85,6 @@ _IDS = "i.id IN (SELECT value FROM json_each(?))"
 
 class SearchQueryError(ValueError):
     """A search query that FTS5 cannot read; the message says why."""
-
-
-def _ts(value: datetime) -> str:
-    if value.tzinfo is None:
-        raise ValueError("naive datetime given to the store")
-    return value.astimezone(timezone.utc).isoformat(timespec="seconds")
 
 
 def _when(value: str | None) -> datetime | None:
@@ -193,17 +188,9 @@ class SearchStore:
         words between ``MARK_START`` and ``MARK_END``.
         """
         self.check_search_query(match)
-        where = ["item_search MATCH ?"]
-        params: list[Any] = [match]
-        if topic:
-            where.append("EXISTS (SELECT 1 FROM item_topics t WHERE t.item_id = i.id AND t.topic_id = ?)")
-            params.append(topic)
-        if source:
-            where.append("(i.source_id = ? OR s.name = ?)")
-            params += [source, source]
-        if since:
-            where.append("COALESCE(i.published, i.first_seen) >= ?")
-            params.append(_ts(since))
+        filters, filter_params = item_filters(topic=topic, source=source, since=since)
+        where = ["item_search MATCH ?", *filters]
+        params: list[Any] = [match, *filter_params]
         rows = self._rows(
             f"""SELECT i.id, i.source_id, s.name AS source_name, s.tier, i.url, i.title, i.published,
                   i.first_seen, i.kind, ei.event_id,
