@@ -15,7 +15,7 @@ from bs4 import BeautifulSoup, NavigableString, Tag
 
 # Sentences that only ever appear in the wrapping of a newsletter.
 BOILERPLATE = re.compile(
-    r"\bunsubscribe\b|\bopt[- ]out\b|manage (?:your )?(?:e-?mail )?(?:preferences|subscriptions?)"
+    r"\bunsubscribe\b|manage (?:your )?(?:e-?mail )?(?:preferences|subscriptions?)"
     r"|update (?:your )?(?:e-?mail )?preferences|e-?mail preferences|subscription preferences"
     r"|\b(?:view|read|open|see)\b(?: (?:it|this|the)(?: (?:e-?mail|issue|post|newsletter|message|edition))?)?"
     r" (?:in|on) (?:your |a |the )?(?:web ?)?(?:browser|web|online)\b"
@@ -25,16 +25,24 @@ BOILERPLATE = re.compile(
     r"|this (?:e-?mail|message|newsletter) was sent|forwarded (?:this|you this)|(?:was|were) you forwarded"
     r"|no longer (?:wish|want) to receive|add us to your address book|to ensure (?:delivery|you receive)"
     r"|powered by (?:mailchimp|substack|beehiiv|convertkit|kit|buttondown|ghost|sendinblue|brevo|klaviyo)"
-    r"|\ball rights reserved\b|\u00a9\s*\d{4}|\bcopyright\s*(?:\u00a9\s*)?\d{4}"
     r"|\b(?:view|read|open|see) (?:this|the|our) (?:\w+ ){0,2}(?:e-?mail|issue|advisory|newsletter|message|edition"
     r"|post|digest|bulletin|alert|briefing|update|interview|story) (?:online|in (?:your |a )?browser"
     r"|on (?:the |our )?web(?:site)?)\b"
     r"|^\W*read (?:it |this )?on [\w-]+(?:\.[\w-]+)+\W*$"
-    r"|came from outside (?:your|the|our) organi[sz]ation|\btell your friends\b|\brefer a friend\b|\breferral"
+    r"|came from outside (?:your|the|our) organi[sz]ation|\btell your friends\b|\brefer a friend\b"
     r"|\bwant to advertise\b|\badvertise with us\b|\bbuy me a coffee\b|\bforward this (?:e-?mail|newsletter|issue)\b"
     r"|currently an? (?:free|paid) subscriber|upgrade (?:your subscription|to (?:a )?paid)",
     re.I,
 )
+# Signs of a footer that also turn up in stories ("users can opt out", "© 2026 Getty", "10 Downing
+# Street"): a block goes for them only with two of them, or one near the end of the message.
+WEAK = re.compile(
+    r"\bopt[- ]out\b|\ball rights reserved\b|\u00a9\s*\d{4}|\bcopyright\s*(?:\u00a9\s*)?\d{4}|\breferral"
+    r"|\bprivacy policy\b|\bterms of (?:service|use)\b",
+    re.I,
+)
+TAIL = 0.75  # the share of a message after which its footer sits
+
 # Paragraphs of a newsletter post (in a feed) that only ask the reader to subscribe or share.
 APPEAL = re.compile(
     r"thanks? (?:you )?for reading\b.{0,80}(?:subscribe|share|support)|\bsubscribe (?:for free|now|today|to \w+)"
@@ -66,9 +74,20 @@ _BLOCKS = ("p", "li", "td", "th", "tr", "div", "table", "section", "center", "sp
 MAX_BLOCK_CHARS = 420  # a footer block is short; a longer one holds story text too
 
 
-def is_boilerplate(text: str) -> bool:
+def _weak_signs(text: str) -> int:
+    return len(WEAK.findall(text)) + len(POSTAL.findall(text))
+
+
+def is_boilerplate(text: str, *, near_end: bool = False) -> bool:
+    """Whether a short block is a newsletter's wrapping: a sure sign, or two weak ones, or one
+    weak sign near the end of the message."""
     text = " ".join(text.split())
-    return bool(text) and len(text) <= MAX_BLOCK_CHARS and bool(BOILERPLATE.search(text) or POSTAL.search(text))
+    if not text or len(text) > MAX_BLOCK_CHARS:
+        return False
+    if BOILERPLATE.search(text):
+        return True
+    weak = _weak_signs(text)
+    return weak >= 2 or (weak == 1 and near_end)
 
 
 def _text(tag: Tag) -> str:
@@ -105,12 +124,16 @@ def clean_html(html: str) -> str:
                 doomed.append(block)
             else:
                 doomed.append(a)
-    for string in soup.find_all(string=True):
+    strings = [s for s in soup.find_all(string=True) if s.strip() and not isinstance(s.parent, type(None))]
+    total = sum(len(s) for s in strings) or 1
+    seen = 0
+    for string in strings:
         text = str(string)
-        if not text.strip() or not (BOILERPLATE.search(text) or POSTAL.search(text)):
+        seen += len(text)
+        if not (BOILERPLATE.search(text) or WEAK.search(text) or POSTAL.search(text)):
             continue
         block = _removable_block(string)
-        if block is not None:
+        if block is not None and is_boilerplate(_text(block), near_end=seen >= TAIL * total):
             doomed.append(block)
     for tag in doomed:
         if not tag.decomposed:
@@ -128,7 +151,8 @@ def clean_text(text: str) -> str:
     for n, line in enumerate(lines):
         if _SIGNATURE.match(line) and len("\n".join(lines[n + 1:])) <= 1200:
             break  # what follows a signature line is the sender's footer
-        if BOILERPLATE.search(line) or (POSTAL.search(line) and len(line) < 200):
+        near_end = n >= TAIL * len(lines)
+        if len(line) < 200 and is_boilerplate(line, near_end=near_end):
             continue
         kept.append(line)
     return "\n".join(kept)

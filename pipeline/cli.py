@@ -518,7 +518,11 @@ def explain(state: State, item_id: str) -> None:
     kind, why = explain_kind(item)
     click.echo(f"  kind: {kind} ({why})")
     click.echo(f"  event: {item.event_id or 'not clustered yet'}")
-    click.echo(f"  stored topics: {', '.join(stored) or 'none'}")
+    from_rules = [t for t, row in stored.items() if row["score"] > 0]
+    from_event = [t for t, row in stored.items() if row["score"] == 0]
+    click.echo(f"  stored topics: {', '.join(from_rules) or 'none'}"
+               + (f"; from its event: {', '.join(from_event)} (most of the event's other items have them)"
+                  if from_event else ""))
     click.echo("\nTopics by the rules in config.toml:")
     for e in explain_topics(ItemText(item.title, item.body), compile_topics(config.topics), config.tag):
         mark = "yes" if e.given else "no "

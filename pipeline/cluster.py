@@ -32,6 +32,7 @@ import heapq
 import logging
 import math
 import re
+from functools import lru_cache
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -40,6 +41,7 @@ from datetime import datetime, timedelta
 from .config import ClusterConfig, Config
 from .models import Event, StepResult, StoredItem
 from .store import Store
+from .tag import share_event_topics
 
 log = logging.getLogger(__name__)
 
@@ -50,8 +52,8 @@ LEDE_WORDS = 120
 KEY_TERMS = 12  # terms of an item looked up in the index
 MAX_CANDIDATES = 40  # items compared in full with each new item
 RELATED_MEMBERS = 4  # members of an event compared when linking related events
-MAX_KEY_SHARE = 0.05
-MAX_EVENT_SAMPLE = 8  # items of an event a new item is compared with  # terms in more items than this share are not looked up
+MAX_KEY_SHARE = 0.05  # terms in more items than this share are not looked up
+MAX_EVENT_SAMPLE = 8  # items of an event a new item is compared with
 
 STOPWORDS = frozenset(
     """a about above after again against all also am an and any are as at be because been before being
@@ -191,12 +193,21 @@ def headline_of(members: Iterable[StoredItem]) -> StoredItem:
     """The item that stands for an event: lowest tier number, then earliest.
 
     A newsletter's story that only points at another member's own page (same
-    link) does not stand for the event: the page it points at does.
+    link), or that says no more than its title, does not stand for the event
+    while another item can.
     """
     members = list(members)
     own_pages = {i.url for i in members if i.url and i.parent_id is None}
-    firsthand = [i for i in members if not (i.parent_id is not None and i.url in own_pages)] or members
+    firsthand = [
+        i for i in members
+        if not (i.parent_id is not None and (i.url in own_pages or _only_its_title(i)))
+    ] or members
     return min(firsthand, key=lambda i: (i.tier, i.when, i.id))
+
+
+def _only_its_title(item: StoredItem) -> bool:
+    """A newsletter's one-line mention ("X makes the case for Y"): its text is its title again."""
+    return len(_plain(item.body).split()) <= len(item.title.split()) + 3
 
 
 class _Index:
@@ -330,7 +341,12 @@ _IDENTIFIER = re.compile(r"\b(?:CVE-\d{4}-\d{4,}|[A-Z]{2,6}-\d{4}-\d{2,5}|GHSA(?
 
 def _identifiers(item: StoredItem) -> frozenset[str]:
     """Vulnerability and advisory ids an item names (CVE-2026-1234, NIS-2026-004)."""
-    return frozenset(_IDENTIFIER.findall(f"{item.title} {item.body[:2000]}"))
+    return _identifiers_of(item.title, item.body[:2000])
+
+
+@lru_cache(maxsize=65536)
+def _identifiers_of(title: str, opening: str) -> frozenset[str]:
+    return frozenset(_IDENTIFIER.findall(f"{title} {opening}"))
 
 
 def _related(
@@ -385,8 +401,6 @@ def cluster_step(store: Store, config: Config, now: datetime) -> StepResult:
     with store.transaction():
         changed = store.save_events(events, now)
         store.add_term_stats(len(new), term_counts(new))
-    from .tag import share_event_topics  # tag depends on the store only; no cycle at import time
-
     share_event_topics(store, config, {e.id for e in events if len(e.item_ids) > 1})
     joined = sum(1 for e in events if len(e.item_ids) > 1)
     log.info("clustered %d new items: %d events changed, %d with several items", len(new), changed, joined)

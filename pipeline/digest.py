@@ -41,7 +41,7 @@ from .render import digest_email, render_digest
 from .config import Config, DigestConfig, RankConfig
 from .models import Problem, StepResult, StoredItem, TopicRule
 from .store import DigestRecord, Store
-from .store_digests import ts
+from .store_time import ts
 from .summarizer import Summarizer
 
 log = logging.getLogger(__name__)
@@ -151,7 +151,8 @@ def _story(key: str, new_items: list[StoredItem], members: list[StoredItem], top
     for m in sorted(members, key=lambda i: (i.tier, i.when, i.id)):
         if m.source_id not in seen_sources:
             seen_sources.add(m.source_id)
-            others.append(StoryLink(m.source_name, m.tier, m.title, m.url))
+            # a newsletter that links to the headline's own page is named, not linked a second time
+            others.append(StoryLink(m.source_name, m.tier, m.title, None if m.url == head.url else m.url))
     topic_counts: Counter[str] = Counter()
     for m in members:
         for place, t in enumerate(m.topics):

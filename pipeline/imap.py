@@ -376,11 +376,14 @@ def _read_folder(
                     counts.update({k: v for k, v in c.items() if k != "files read"})
                     problems.extend(Problem(where, p.message) for p in found)
                 store.record_imap_uid(account.id, account.folder, uid)
-        except Exception as exc:  # noqa: BLE001 - one message that cannot be stored must not stop the rest
+        except Exception as exc:  # noqa: BLE001 - reported; the other mailboxes and the feeds go on
             log.debug("imap: storing %s failed", where, exc_info=True)
-            problems.append(Problem(where, f"unexpected error while storing: {exc!r}"))
+            problems.append(Problem(where, f"unexpected error while storing: {exc!r}; this folder is read "
+                                           "again from this message next time"))
             counts["not stored"] += 1
-            continue
+            # the last UID stays before this message, so nothing after it is stored ahead of it and it
+            # is never skipped: the folder goes on from here on the next run
+            break
         if not readable:
             continue  # kept raw in the store; left as it is on the server for a person to look at
         if account.mark_seen:

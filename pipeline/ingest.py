@@ -146,13 +146,18 @@ def store_with_stories(
     counts: Counter[str] = Counter()
     outcome, row_id, row_guid = store.store_item(item, now, siblings=siblings)
     counts[outcome] += 1
-    if outcome == "duplicate" or split == "never":
+    if outcome == "duplicate":
         return counts
-    if stories is None or (row_id, row_guid) != (item.id, item.guid):
+    if split == "never":
+        stories = ()
+    elif stories is None or (row_id, row_guid) != (item.id, item.guid):
         stories = children_of(replace(item, id=row_id, guid=row_guid), mode=split)
     story_ids = {s.guid for s in stories}
     for story in stories:
         counts["stories " + store.upsert_item(story, now, siblings=story_ids)] += 1
+    removed = store.remove_stale_stories(row_id, story_ids)  # an edited issue, or a new split setting
+    if removed:
+        counts["stories removed"] += removed
     return counts
 
 

@@ -377,15 +377,17 @@ def normalize_entry(entry: Entry, *, source_id: str, raw_id: str | None, base_ur
     )
 
 
-def _story_key(url: str | None, title: str) -> str:
-    return url or "title:" + " ".join(title.lower().split())
+def _story_key(title: str) -> str:
+    """What names a story within its issue: its title, which stays the same when the issue is
+    mailed to another address with other tracking tokens in its links, or edited."""
+    return "title:" + " ".join(re.sub(r"[^\w\s]", " ", title.lower()).split())
 
 
 def children_of(parent: Item, *, mode: str = "auto") -> tuple[Item, ...]:
     """The stories of a roundup as items of their own, pointing at it; () when it is one story.
 
-    A story's entry id is the roundup's plus the story's own link (or title), so
-    it keeps its id when the issue is read again, even if stories move.
+    A story's entry id is the roundup's plus the story's title, so it keeps its
+    id when the issue is read again, even if stories move or links change.
     """
     stories = split_stories(parent.body, mode=mode, title=parent.title)
     children: list[Item] = []
@@ -395,7 +397,7 @@ def children_of(parent: Item, *, mode: str = "auto") -> tuple[Item, ...]:
         if not title:
             continue
         url = canonical_url(story.url)
-        key = _story_key(url, title)
+        key = _story_key(title)
         seen[key] = seen.get(key, 0) + 1
         if seen[key] > 1:
             key += f"#{seen[key]}"

@@ -176,7 +176,10 @@ def _hint_keys(hint: SourceHint, item_urls: Iterable[str | None]) -> tuple[set[s
     domains = [d for d in (domain_of(hint.feed_url), domain_of(hint.site_url)) if d]
     if hint.email and "@" in hint.email:
         domains.append(hint.email.rsplit("@", 1)[1].lower())
-    domains += [d for d in (domain_of(u) for u in item_urls) if d]
+    if not domains:
+        # a document that does not say where it comes from (a page saved without its address):
+        # the sites its items link to are the best guess; otherwise they are other publishers'
+        domains += [d for d in (domain_of(u) for u in item_urls) if d]
     return exact, domains
 
 

@@ -9,16 +9,10 @@ migration in store.py, which also explains the delivery states.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import datetime
 from typing import Any
 
-
-def ts(value: datetime) -> str:
-    return value.astimezone(timezone.utc).isoformat(timespec="seconds")
-
-
-def parse_ts(value: str) -> datetime:
-    return datetime.fromisoformat(value)
+from .store_time import parse_ts, ts
 
 
 @dataclass(frozen=True)

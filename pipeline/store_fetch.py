@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable
-from datetime import datetime, timezone
+from datetime import datetime
 from typing import Any
 
 from .models import RawDocument
+from .store_time import ts
 
 FETCH_STATE_COLUMNS = (
     "url, etag, last_modified, last_fetched, last_status, last_error, next_attempt, expires, "
@@ -25,14 +26,6 @@ _WRITABLE = frozenset(
         "moved_to",
     )
 )
-
-
-def _ts(value: datetime | None) -> str | None:
-    if value is None:
-        return None
-    if value.tzinfo is None:
-        raise ValueError("naive datetime given to the store")
-    return value.astimezone(timezone.utc).isoformat(timespec="seconds")
 
 
 class FetchStateStore:
@@ -55,7 +48,7 @@ class FetchStateStore:
         if not values:
             return
         cols = sorted(values)
-        params = [_ts(values[c]) if isinstance(values[c], datetime) else values[c] for c in cols]
+        params = [ts(values[c]) if isinstance(values[c], datetime) else values[c] for c in cols]
         self.db.execute(
             f"UPDATE sources SET {', '.join(f'{c} = ?' for c in cols)} WHERE id = ?", [*params, source_id]
         )
@@ -67,7 +60,7 @@ class FetchStateStore:
         self.db.execute(
             """INSERT INTO fetches (source_id, url, started, status, seconds, bytes, error)
                VALUES (?, ?, ?, ?, ?, ?, ?)""",
-            [source_id, url, _ts(started), status, round(seconds, 3), size, error],
+            [source_id, url, ts(started), status, round(seconds, 3), size, error],
         )
 
     def fetch_log(self, source_id: str) -> list[dict[str, Any]]:
@@ -98,7 +91,7 @@ class FetchStateStore:
                VALUES (?, ?, ?, ?, ?, ?, ?)
                ON CONFLICT(id) DO UPDATE SET source_id = COALESCE(raw_documents.source_id, excluded.source_id),
                  parse_error = NULL""",
-            [doc.id, source_id, doc.origin, doc.media, doc.payload, json.dumps(list(doc.headers)), _ts(doc.received)],
+            [doc.id, source_id, doc.origin, doc.media, doc.payload, json.dumps(list(doc.headers)), ts(doc.received)],
         )
 
     def remove_source(self, source_id: str) -> str:

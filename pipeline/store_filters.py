@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import datetime
 from typing import Any
+
+from .store_time import ts
 
 
 def item_filters(*, topic: str | None, source: str | None, since: datetime | None) -> tuple[list[str], list[Any]]:
@@ -18,5 +20,5 @@ def item_filters(*, topic: str | None, source: str | None, since: datetime | Non
         params += [source, source]
     if since:
         where.append("COALESCE(i.published, i.first_seen) >= ?")
-        params.append(since.astimezone(timezone.utc).isoformat(timespec="seconds"))
+        params.append(ts(since))
     return where, params

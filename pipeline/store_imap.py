@@ -10,14 +10,10 @@ and how many messages were stored from it.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import datetime
 from typing import Any
 
-
-def _ts(value: datetime) -> str:
-    if value.tzinfo is None:
-        raise ValueError("naive datetime given to the store")
-    return value.astimezone(timezone.utc).isoformat(timespec="seconds")
+from .store_time import ts
 
 
 @dataclass(frozen=True)
@@ -88,5 +84,5 @@ class ImapStateStore:
             """INSERT INTO imap_state (account, folder, last_checked, last_error) VALUES (?, ?, ?, ?)
                ON CONFLICT(account, folder) DO UPDATE SET
                  last_checked = excluded.last_checked, last_error = excluded.last_error""",
-            [account, folder, _ts(when), error],
+            [account, folder, ts(when), error],
         )

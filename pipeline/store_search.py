@@ -34,6 +34,7 @@ from typing import Any
 
 from .models import SearchHit
 from .store_filters import item_filters
+from .store_time import parse_ts
 
 # Ranking: BM25 with the title weighted above the body, so an item whose title
 # matches comes before one that only mentions the words in passing.
@@ -85,10 +86,6 @@ _IDS = "i.id IN (SELECT value FROM json_each(?))"
 
 class SearchQueryError(ValueError):
     """A search query that FTS5 cannot read; the message says why."""
-
-
-def _when(value: str | None) -> datetime | None:
-    return datetime.fromisoformat(value) if value else None
 
 
 class SearchStore:
@@ -216,8 +213,8 @@ class SearchStore:
                 tier=r["tier"],
                 url=r["url"],
                 title=r["title"],
-                published=_when(r["published"]),
-                first_seen=_when(r["first_seen"]),  # type: ignore[arg-type]
+                published=parse_ts(r["published"]),
+                first_seen=parse_ts(r["first_seen"]),  # type: ignore[arg-type]
                 kind=r["kind"],
                 topics=tuple(json.loads(r["topics"] or "[]")),
                 event_id=r["event_id"],

@@ -30,6 +30,22 @@ BOILERPLATE = re.compile(
 _SENTENCE_END = re.compile(r"(?<=[.!?])[\"'”’)]*\s+(?=[\"'“‘(]?[A-Z0-9])")
 
 _ENDS = re.compile(r"[.!?…][\"'”’)]*$")
+# Words that end in a full stop without ending the sentence: "Anthropic v. Department of War", "U.S. chips".
+_ABBREVIATION = re.compile(
+    r"(?:\b(?:v|vs|Inc|Corp|Co|Ltd|Dr|Mr|Mrs|Ms|St|Jr|Sr|No|Nos|Fig|approx|etc|e\.g|i\.e|cf|Gen|Sen|Rep|Gov|Prof)"
+    r"|\b[A-Z](?:\.[A-Z])*)\.$"
+)
+
+
+def split_sentences(text: str) -> list[str]:
+    """The sentences of a paragraph, not cut after an abbreviation or an initial."""
+    out: list[str] = []
+    for part in _SENTENCE_END.split(text):
+        if out and _ABBREVIATION.search(out[-1]):
+            out[-1] = f"{out[-1]} {part}"
+        else:
+            out.append(part)
+    return out
 
 KIND_PHRASES = {
     "news": "news report",
@@ -60,7 +76,7 @@ def sentences(markdown: str) -> list[str]:
         if len(paragraph) < 30 or BOILERPLATE.search(paragraph):
             continue
         out.extend(
-            s.strip() for s in _SENTENCE_END.split(paragraph) if len(s.strip()) >= 20 and _ENDS.search(s.strip())
+            s.strip() for s in split_sentences(paragraph) if len(s.strip()) >= 20 and _ENDS.search(s.strip())
         )
     return out
 
@@ -88,7 +104,7 @@ def clip_sentences(text: str, limit: int) -> str:
     A last sentence cut off before its full stop (a reply that ran out of
     tokens) is dropped.
     """
-    parts = [p.strip() for p in _SENTENCE_END.split(" ".join(text.split())) if p.strip()]
+    parts = [p.strip() for p in split_sentences(" ".join(text.split())) if p.strip()]
     if parts and not _ENDS.search(parts[-1]):
         parts.pop()
     return " ".join(parts[: max(limit, 0)])

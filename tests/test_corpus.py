@@ -591,3 +591,31 @@ def test_readability_pages_are_read_with_a_title() -> None:
     # Readability trims site names ("- BBC News") and picks headings; ours is the
     # page's og:title or <title>, so we only require it to hold Readability's for most.
     assert len(wrong) <= 0.2 * len(pages), wrong
+
+
+# --- roundups ----------------------------------------------------------------
+
+
+def test_real_feeds_are_rarely_split_and_never_when_a_post_is_one_article(sweep: dict[str, dict[str, Any]]) -> None:
+    """Real posts are nearly all single stories: few are split into stories, and known single
+    articles never are, while a real links roundup is."""
+    posts = split = 0
+    stories_of: dict[str, int] = {}
+    for name, r in sweep.items():
+        if not name.startswith("realworld/") or not items_read(r["counts"]):
+            continue
+        with Store(r["store"]) as store:
+            for title, children in store.db.execute(
+                "SELECT title, (SELECT COUNT(*) FROM items c WHERE c.parent_id = i.id) FROM items i "
+                "WHERE parent_id IS NULL"
+            ):
+                posts += 1
+                split += bool(children)
+                stories_of[title] = children
+    print(f"\n{split} of {posts} real posts split into stories")
+    assert posts > 3000
+    assert split <= 0.02 * posts
+    singles = ["Tails 4.14 is out", "why client-side environment variables are a bad idea",
+               "Migrating from Ghost to Hugo", "Underpant-Free Excitement"]
+    assert {t: stories_of.get(t) for t in singles} == {t: 0 for t in singles}
+    assert stories_of.get("Web Review, Week 2025-12", 0) >= 10

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import sqlite3
 from collections import defaultdict
 from pathlib import Path
@@ -244,3 +245,21 @@ def test_missing_input_path_is_reported(tmp_path: Path, cli):
     result = cli("--now", NOW, "ingest", tmp_path / "nothing-here", config=config)
     assert result.code == 3
     assert "nothing-here: no such file or folder" in result.err
+
+
+def test_explain_shows_why_an_item_has_its_topics(seeded, cli):
+    _, config, _ = seeded
+    rows = {r["title"]: r for r in _items(cli, config)}
+    item = rows["Introducing Meridian Open 2"]
+    result = cli("explain", item["id"], config=config)
+    assert result.code == 0, result.err
+    out = result.out
+    assert out.startswith(f"{item['id']}  Introducing Meridian Open 2")
+    assert "kind: announcement" in out and "tier 1" in out and f"event: {item['event']}" in out
+    line = next(ln for ln in out.splitlines() if ln.strip().startswith("yes open-weight"))
+    assert "score" in line and "needed" in line
+    assert "+ 3  'open-weight' (opening x1, later x1)" in out  # the term, what it added, where it was found
+    by_url = cli("explain", item["url"], config=config)
+    assert by_url.code == 0 and by_url.out == out
+    missing = cli("explain", "no-such-item", config=config)
+    assert missing.code == 1 and missing.err.startswith("Error: no-such-item: no such item")

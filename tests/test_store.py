@@ -75,15 +75,36 @@ def test_entries_of_one_document_that_share_a_link_stay_apart(tmp_path: Path):
     assert store.db["items"].count == 3
 
 
-def test_a_feed_that_changes_its_entry_ids_updates_the_items_in_place(tmp_path: Path):
+def test_a_feed_that_changes_its_entry_ids_keeps_one_item_per_text(tmp_path: Path):
     store = _store(tmp_path)
     store.upsert_item(_item(guid="old-id"), NOW, siblings={"old-id"})
-    renamed = _item(guid="new-id", title="Title, corrected", chash="h2")
-    assert store.upsert_item(renamed, NOW, siblings={"new-id"}) == "updated"
-    assert store.upsert_item(renamed, NOW, siblings={"new-id"}) == "unchanged"
+    # the same text under a new entry id, in a later document: the same item
+    assert store.upsert_item(_item(guid="new-id"), NOW, siblings={"new-id"}) == "unchanged"
     rows = list(store.db.query("SELECT id, guid, title FROM items"))
-    assert rows == [{"id": item_id_for("a", "old-id"), "guid": "old-id", "title": "Title, corrected"}]
+    assert rows == [{"id": item_id_for("a", "old-id"), "guid": "old-id", "title": "Title"}]
 
+
+def test_entries_of_one_source_that_only_share_a_link_are_different_items(tmp_path: Path):
+    """A status page or a home page that every entry links to: each entry stays its own item,
+    even when the earlier one is no longer in the feed."""
+    store = _store(tmp_path)
+    store.upsert_item(_item(guid="status-1", title="Degraded service", chash="h1"), NOW, siblings={"status-1"})
+    later = _item(guid="status-2", title="All systems normal", body=LONG_BODY + " Resolved.", chash="h2")
+    assert store.upsert_item(later, NOW, siblings={"status-2"}) == "new"
+    assert sorted(r[0] for r in store.db.execute("SELECT title FROM items")) == ["All systems normal", "Degraded service"]
+
+
+def test_the_better_source_takes_over_an_item_an_aggregator_stored_first(tmp_path: Path):
+    store = _store(tmp_path)  # a is tier 1, b is tier 3
+    store.upsert_item(_item(source="b", guid="agg-1", title="Excerpt from an aggregator", chash="x1"), NOW)
+    original = _item(source="a", guid="orig-1", title="The original post", chash="x2")
+    assert store.upsert_item(original, NOW) == "updated"
+    rows = list(store.db.query("SELECT id, source_id, guid, title FROM items"))
+    assert rows == [{"id": item_id_for("b", "agg-1"), "source_id": "a", "guid": "orig-1", "title": "The original post"}]
+    # both entries arriving again change nothing, and the aggregator's is the recorded copy
+    assert store.upsert_item(original, NOW) == "unchanged"
+    assert store.upsert_item(_item(source="b", guid="agg-1", title="Excerpt from an aggregator", chash="x1"), NOW) == "duplicate"
+    assert store.copies_of([item_id_for("b", "agg-1")]) == {item_id_for("b", "agg-1"): [("b", "https://x.example/1")]}
 
 def test_same_content_hash_is_one_item_but_only_for_real_texts(tmp_path: Path):
     store = _store(tmp_path)

@@ -38,7 +38,9 @@ KIND_LINE = re.compile(r"(An?) [\w -]+ from .+?, a tier-[123] source\.")
 
 
 def sentence_count(text: str) -> int:
-    return len([s for s in SENTENCE_BREAK.split(text) if s.strip()])
+    from pipeline.summarize import split_sentences
+
+    return len([s for s in split_sentences(text) if s.strip()])
 
 
 # --- a real chat completions server ---------------------------------------------
@@ -437,3 +439,14 @@ def test_summarize_values_are_checked_by_dotted_key(tmp_path: Path):
         "summarize.timeout: must be greater than 0",
         "summarize.max_sentences: must be 1, 2 or 3",
     ])
+
+
+def test_sentences_are_not_cut_after_abbreviations_or_initials() -> None:
+    from pipeline.summarize import split_sentences
+
+    text = "Anthropic v. Department of War is before the court. The U.S. Commerce Department acted. It ended."
+    assert split_sentences(text) == [
+        "Anthropic v. Department of War is before the court.",
+        "The U.S. Commerce Department acted.",
+        "It ended.",
+    ]

@@ -64,8 +64,13 @@ def test_a_side_topic_far_below_the_main_one_is_left_out():
 
 
 def test_matches_record_their_terms_and_explanations_give_the_sum():
-    (match,) = match_topics("Export controls reach model weights", "A court ruling.", TOPICS, CFG)[:1]
-    assert match.topic_id in ("policy", "open-weight")
+    matches = match_topics("Export controls reach model weights", "A court ruling.", TOPICS, CFG)
+    # open-weight: 'model weights' (strong) and 'weights' in the title: 2 x 3 + 2 x 1;
+    # policy: 'export controls' in the title (2 x 3) and 'court' and 'ruling' in the opening (1 each)
+    assert [(m.topic_id, m.score, m.terms) for m in matches] == [
+        ("open-weight", 8.0, ("model weights", "weights")),
+        ("policy", 8.0, ("court", "export controls", "ruling")),
+    ]
     explained = {e.topic_id: e for e in explain_topics(ItemText("Export controls tighten", ""), TOPICS, CFG)}
     policy = explained["policy"]
     assert policy.given and policy.score == 6.0 and policy.min_score == 4.0
