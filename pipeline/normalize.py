@@ -32,7 +32,7 @@ TRACKING_PARAMS = {
     "fbclid", "gclid", "dclid", "gbraid", "wbraid", "msclkid", "yclid", "igshid", "twclid", "ttclid",
     "mc_cid", "mc_eid", "_hsenc", "_hsmi", "__hssc", "__hstc", "__hsfp", "hsctatracking",
     "mkt_tok", "oly_anon_id", "oly_enc_id", "vero_conv", "vero_id", "ck_subscriber_id",
-    "ref", "ref_src", "ref_url", "referrer", "cmpid", "s_cid", "spm", "at_medium", "at_campaign",
+    "ref", "ref_src", "ref_url", "referrer", "src", "cmpid", "s_cid", "spm", "at_medium", "at_campaign",
     "sr_share", "ncid", "ocid", "wt.mc_id", "trk", "trkcampaign", "sc_campaign", "sc_channel",
 }
 TRACKING_PREFIXES = ("utm_", "pk_", "mtm_", "piwik_", "matomo_", "hsa_", "__s", "_bta_")
