@@ -13,13 +13,18 @@ import re
 
 from bs4 import BeautifulSoup, NavigableString, Tag
 
+# The link a newsletter offers to its own web copy: "View in browser", "Read this issue on the web",
+# "View online", "Web version".
+VIEW_ONLINE = (
+    r"\b(?:view|read|open|see)\b(?: (?:it|this|the)(?: (?:e-?mail|issue|post|newsletter|message|edition))?)?"
+    r" (?:in|on) (?:your |a |the )?(?:web ?)?(?:browser|web|online)\b"
+    r"|\b(?:view|read) (?:it |this )?online\b|\b(?:web|online)[- ]?version\b"
+)
 # Sentences that only ever appear in the wrapping of a newsletter.
 BOILERPLATE = re.compile(
     r"\bunsubscribe\b|manage (?:your )?(?:e-?mail )?(?:preferences|subscriptions?)"
     r"|update (?:your )?(?:e-?mail )?preferences|e-?mail preferences|subscription preferences"
-    r"|\b(?:view|read|open|see)\b(?: (?:it|this|the)(?: (?:e-?mail|issue|post|newsletter|message|edition))?)?"
-    r" (?:in|on) (?:your |a |the )?(?:web ?)?(?:browser|web|online)\b"
-    r"|\b(?:view|read) (?:it |this )?online\b|\b(?:web|online)[- ]?version\b"
+    r"|" + VIEW_ONLINE +
     r"|you(?:'re|\u2019re| are)? receiv(?:ing|ed) this|you(?:'re|\u2019re| are) getting this|was sent to \S+@"
     r"|you(?:'re|\u2019re| are) (?:reading|getting|receiving) .{1,60}\bbecause\b"
     r"|this (?:e-?mail|message|newsletter) was sent|forwarded (?:this|you this)|(?:was|were) you forwarded"

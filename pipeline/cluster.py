@@ -148,11 +148,14 @@ class Vectors:
     def __init__(self, items: Iterable[StoredItem], *, new_ids: set[str] | None = None,
                  seen: TermStats | None = None):
         raw = {i.id: item_terms(i) for i in items}
+        # in how many of the new items each term occurs: what the store adds to its statistics
+        self.new_counts: Counter[str] = Counter()
+        for item_id in new_ids or ():
+            self.new_counts.update(raw[item_id].keys())
         df: Counter[str] = Counter()
         if seen is not None and seen.docs and new_ids is not None:
             df.update(seen.counts)
-            for item_id in new_ids:
-                df.update(raw[item_id].keys())
+            df.update(self.new_counts)
             n = seen.docs + len(new_ids) + 1
             for counts in raw.values():  # terms of existing items counted before this store kept statistics
                 for w in counts:
@@ -259,11 +262,18 @@ class _Index:
 
 def cluster(new: Iterable[StoredItem], existing: Iterable[StoredItem], cfg: ClusterConfig, *,
             seen: TermStats | None = None) -> list[Event]:
+    """Events touched by ``new`` items (see ``cluster_counting``)."""
+    return cluster_counting(new, existing, cfg, seen=seen)[0]
+
+
+def cluster_counting(new: Iterable[StoredItem], existing: Iterable[StoredItem], cfg: ClusterConfig, *,
+                     seen: TermStats | None = None) -> tuple[list[Event], Counter[str]]:
     """Events touched by ``new`` items, given items already in events (with ``event_id`` set).
 
     Returns every event among the given items, with its members and related
     events, so the caller can store what changed. ``seen`` gives the term
-    statistics of every item clustered before.
+    statistics of every item clustered before; beside the events comes in how
+    many of the new items each term occurs, which the store adds to them.
     """
     new = sorted(new, key=_order)
     existing = sorted(existing, key=_order)
@@ -300,7 +310,7 @@ def cluster(new: Iterable[StoredItem], existing: Iterable[StoredItem], cfg: Clus
                 related=related.get(event_id, ()),
             )
         )
-    return events
+    return events, vectors.new_counts
 
 
 def _joined_event(item: StoredItem, index: _Index, event_of: dict[str, str], members: dict[str, list[StoredItem]],
@@ -397,10 +407,10 @@ def cluster_step(store: Store, config: Config, now: datetime) -> StepResult:
     since = min(i.when for i in new) - timedelta(days=config.cluster.window_days)
     existing = store.items_of_active_events(since)
     docs, counts = store.term_stats()
-    events = cluster(new, existing, config.cluster, seen=TermStats(docs, counts))
+    events, new_counts = cluster_counting(new, existing, config.cluster, seen=TermStats(docs, counts))
     with store.transaction():
         changed = store.save_events(events, now)
-        store.add_term_stats(len(new), term_counts(new))
+        store.add_term_stats(len(new), new_counts)
     share_event_topics(store, config, {e.id for e in events if len(e.item_ids) > 1})
     joined = sum(1 for e in events if len(e.item_ids) > 1)
     log.info("clustered %d new items: %d events changed, %d with several items", len(new), changed, joined)

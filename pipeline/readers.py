@@ -31,7 +31,7 @@ from urllib.parse import urlsplit
 import feedparser
 from bs4 import BeautifulSoup
 
-from .boilerplate import clean_html, clean_text
+from .boilerplate import VIEW_ONLINE, clean_html, clean_text
 from .models import Entry, ParsedDocument, RawDocument, SourceHint
 
 FEED_SUFFIXES = {".xml", ".rss", ".atom", ".rdf", ".feed", ".json", ".jsonfeed"}
@@ -354,10 +354,8 @@ def _read_json_feed(payload: bytes, doc: RawDocument) -> ParsedDocument:
 # The link a newsletter offers to its own web copy: "View in browser", "Read this
 # issue on the web", "View online", "Web version", and the German "Im Browser ansehen".
 _VIEW_ONLINE = re.compile(
-    r"\b(?:view|read|open|see)\b(?: (?:it|this|the)(?: (?:e-?mail|issue|post|newsletter|message|edition))?)?"
-    r" (?:in|on) (?:your |a |the )?(?:web ?)?(?:browser|web|online)\b"
-    r"|\b(?:view|read) (?:it |this )?online\b|\b(?:web|online)[- ]?version\b"
-    r"|\b(?:im|in ihrem) (?:web)?browser (?:ansehen|anzeigen|öffnen|lesen)\b|\bonline (?:ansehen|anzeigen|lesen)\b"
+    VIEW_ONLINE
+    + r"|\b(?:im|in ihrem) (?:web)?browser (?:ansehen|anzeigen|öffnen|lesen)\b|\bonline (?:ansehen|anzeigen|lesen)\b"
     r"|\b(?:web|webseiten|browser|online)-?ansicht\b",
     re.I,
 )

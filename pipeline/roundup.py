@@ -270,8 +270,9 @@ def _drafts_in(blocks: list[_Block]) -> list[_Draft]:
             title, rest, url = lead or item  # type: ignore[misc]
             current = _Draft(title, [rest], url)
             drafts.append(current)
-        elif current is not None and b.kind in ("para", "item") and not (b.kind == "item" and drafts and item is None
-                                                                          and _LEADING_LINK.match(b.text)):
+        elif current is not None and (b.kind == "para" or (b.kind == "item" and not _LEADING_LINK.match(b.text))):
+            # what follows a story's title is its text; a list item that opens with a link but is
+            # not a story of its own (too short a title) belongs to no story
             current.parts.append(b.text)
     return drafts
 
@@ -416,7 +417,7 @@ def _candidates(markdown: str) -> list[_Draft]:
 
 
 def _linked(drafts: list[_Draft]) -> int:
-    return len({d.story().url for d in drafts if d.story().url})
+    return len({url for url in (d.story().url for d in drafts) if url})
 
 
 _LEADING_SYMBOLS = re.compile(r"^[^\w\"'\u201c\u2018(\[]+")

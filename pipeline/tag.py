@@ -313,12 +313,14 @@ def vetoed_topics(title: str, topics: Iterable[CompiledTopic]) -> frozenset[str]
     return frozenset(t.rule.id for t in topics if any(zone.count(v) for v in t.vetoes))
 
 
-def share_event_topics(store: Store, config: Config, event_ids: Iterable[str]) -> int:
-    """Give the items of these events the topics their events share; return how many changed."""
+def share_event_topics(store: Store, config: Config, event_ids: Iterable[str],
+                       topics: tuple[CompiledTopic, ...] | None = None) -> int:
+    """Give the items of these events the topics their events share; return how many changed.
+    ``topics``: the config's rules, when the caller has compiled them already."""
     members = store.event_members(event_ids)
     ids = [i.id for items in members.values() for i in items]
     rule = store.rule_topics(ids)
-    topics = compile_topics(config.topics)
+    topics = topics if topics is not None else compile_topics(config.topics)
     shared: dict[str, set[str]] = {}
     for items in members.values():
         stories = [i for i in items if i.kind != "digest"]
@@ -340,7 +342,7 @@ def tag_step(store: Store, config: Config, now: datetime, *, retag: bool = False
     indexed = store.index_items([t.item_id for t in tags])
     events = {i.event_id for i in items if i.event_id}
     if events:  # items retagged in events already made: their events' shared topics again
-        share_event_topics(store, config, events)
+        share_event_topics(store, config, events, topics)
     with_topics = sum(1 for t in tags if t.topics)
     log.info("tagged %d items (%d with topics, %d changed)", len(tags), with_topics, changed)
     return StepResult(

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.cluster import TermStats, cluster, term_counts
+from pipeline.cluster import TermStats, cluster, cluster_counting, term_counts
 from pipeline.config import load_config
 from pipeline.ingest import raw_from_bytes
 from pipeline.models import KINDS, StoredItem
@@ -183,9 +183,10 @@ def test_events_built_day_by_day_match_and_keep_their_ids() -> None:
 
     def flush() -> None:
         seen = TermStats(stats["docs"], dict(stats["counts"]))
-        events = cluster(batch, list(placed.values()), CONFIG.cluster, seen=seen)
+        events, added = cluster_counting(batch, list(placed.values()), CONFIG.cluster, seen=seen)
+        assert added == term_counts(batch)  # what the store adds to its statistics: the batch's terms
         stats["docs"] += len(batch)
-        stats["counts"].update(term_counts(batch))
+        stats["counts"].update(added)
         for e in events:
             for i in e.item_ids:
                 if i in ids_seen:
