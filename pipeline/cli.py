@@ -7,6 +7,7 @@ Results go to stdout; logs and problems go to stderr. Errors become one
 
 from __future__ import annotations
 
+import importlib
 import json
 import logging
 import sys
@@ -14,24 +15,37 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import Any
 from zoneinfo import ZoneInfo
 
 import click
 
-from . import cluster as cluster_mod
-from . import digest as digest_mod
-from . import fetch as fetch_mod
-from . import imap as imap_mod
-from . import ingest as ingest_mod
-from . import tag as tag_mod
 from .config import Config, ConfigError, load_config
 from .interrupt import install_signal_handlers, reset as reset_stop, stop_requested
 from .lock import LockTimeout, LockWaitStopped, StageLock, close_dead_runs, lock_path
 from .logs import FORMATS as LOG_FORMATS, add_log_file, set_stderr_level, setup_logging
-from .models import KINDS, StepResult
-from .readers import parse_when
+from .models import KINDS, PERIODS, StepResult
 from .store import Store
-from .summarizer import Summarizer
+from .when import parse_when
+
+
+class _Stage:
+    """A stage module, imported when a command first uses it: `pipeline search` or `items` need
+    not load the feed, HTML and rendering libraries, which take most of a second to import."""
+
+    def __init__(self, name: str):
+        self._name = name
+
+    def __getattr__(self, attr: str) -> Any:
+        return getattr(importlib.import_module(self._name, __package__), attr)
+
+
+cluster_mod = _Stage(".cluster")
+digest_mod = _Stage(".digest")
+fetch_mod = _Stage(".fetch")
+imap_mod = _Stage(".imap")
+ingest_mod = _Stage(".ingest")
+tag_mod = _Stage(".tag")
 
 EXIT_ERROR = 1
 EXIT_PARTIAL = 3
@@ -209,6 +223,8 @@ def run(state: State) -> None:
             return results
         results.append(tag_mod.tag_step(store, config, now))
         results.append(cluster_mod.cluster_step(store, config, now))
+        from .summarizer import Summarizer
+
         with Summarizer.from_config(config.summarize, store, now=now) as summarizer:  # one budget per run
             for period in config.digest.periods:
                 results.append(digest_mod.digest_step(store, config, now, period=period, summarizer=summarizer))
@@ -312,7 +328,7 @@ def _time_option(value: str | None, name: str) -> datetime | None:
 
 
 @cli.command()
-@click.option("--period", type=click.Choice(digest_mod.PERIODS), default="daily", show_default=True,
+@click.option("--period", type=click.Choice(PERIODS), default="daily", show_default=True,
               help="Which digest to write.")
 @click.option("--date", "date_text", metavar="DATE",
               help="Write the digest of this past date (YYYY-MM-DD; for weekly also YYYY-Www) instead of the current one.")
@@ -355,7 +371,7 @@ def digest(state: State, period: str, date_text: str | None, last: bool, since: 
 
 
 @cli.command()
-@click.option("--period", type=click.Choice(digest_mod.PERIODS), default=None,
+@click.option("--period", type=click.Choice(PERIODS), default=None,
               help="Only digests of this period (default: every period).")
 @click.option("--date", "date_text", metavar="DATE",
               help="Only the digest of this date (YYYY-MM-DD, or YYYY-Www for a weekly one), even if older than "
@@ -504,7 +520,7 @@ def explain(state: State, item_id: str) -> None:
     The topics are worked out again from the rules in config.toml, so after
     changing them this shows what `pipeline tag --retag` would give.
     """
-    from .tag import ItemText, compile_topics, explain_kind, explain_topics
+    from .tag import ItemText, compile_topics, explain_kind, explain_topics, roundup_topics
 
     config = state.config
     with state.open_store() as store:
@@ -524,7 +540,8 @@ def explain(state: State, item_id: str) -> None:
                + (f"; from its event: {', '.join(from_event)} (most of the event's other items have them)"
                   if from_event else ""))
     click.echo("\nTopics by the rules in config.toml:")
-    for e in explain_topics(ItemText(item.title, item.body), compile_topics(config.topics), config.tag):
+    topics = compile_topics(config.topics)
+    for e in explain_topics(ItemText(item.title, item.body), topics, config.tag):
         mark = "yes" if e.given else "no "
         click.echo(f"  {mark} {e.topic_id:<16} score {e.score:g} of {e.min_score:g} needed")
         for t in e.terms:
@@ -535,6 +552,13 @@ def explain(state: State, item_id: str) -> None:
             click.echo(f"        vetoed by {v!r} in the title")
         if e.below_best:
             click.echo(f"        left out: below {config.tag.relative:g} of the item's best topic score")
+    if kind == "digest":
+        parts = roundup_topics(item.title, item.body, topics, config.tag)
+        if parts:
+            click.echo("\nA roundup also has the topics of each story it lists, tagged on its own:")
+        for name, matches in parts:
+            given = ", ".join(f"{m.topic_id} ({m.score:g}: {', '.join(m.terms)})" for m in matches)
+            click.echo(f"  {name[:70]!r}: {given or 'no topic'}")
 
 
 @cli.command()

@@ -39,14 +39,13 @@ from .cluster import headline_of
 from .pages import publish_site
 from .render import digest_email, render_digest
 from .config import Config, DigestConfig, RankConfig
-from .models import Problem, StepResult, StoredItem, TopicRule
+from .models import PERIODS, Problem, StepResult, StoredItem, TopicRule
 from .store import DigestRecord, Store
 from .store_time import ts
 from .summarizer import Summarizer
 
 log = logging.getLogger(__name__)
 
-PERIODS = ("daily", "weekly")
 TITLE_MAX = 150  # characters of a digest title (and e-mail subject), at most
 TITLE_STORY_MAX = 60  # characters of one story's title in it, at most
 TITLE_STORY_MIN = 30  # ... shortened down to this when the title is still too long

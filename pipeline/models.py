@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 KINDS = ("news", "commentary", "op-ed", "announcement", "research", "digest", "guide")
+PERIODS = ("daily", "weekly")  # the digests' periods
 
 
 @dataclass(frozen=True)

@@ -22,7 +22,7 @@ import json
 import re
 import zlib
 from collections import Counter
-from datetime import datetime, timezone
+from datetime import datetime
 from email.message import EmailMessage, Message
 from pathlib import PurePath
 from typing import Any
@@ -33,6 +33,7 @@ from bs4 import BeautifulSoup
 
 from .boilerplate import VIEW_ONLINE, clean_html, clean_text
 from .models import Entry, ParsedDocument, RawDocument, SourceHint
+from .when import parse_when
 
 FEED_SUFFIXES = {".xml", ".rss", ".atom", ".rdf", ".feed", ".json", ".jsonfeed"}
 MEDIA_BY_SUFFIX = {
@@ -87,46 +88,6 @@ def read_document(doc: RawDocument) -> tuple[ParsedDocument, ...]:
     if reader is None:
         raise ReadError(f"unsupported media {doc.media!r}")
     return reader(payload, doc)
-
-
-# --- dates -------------------------------------------------------------------
-
-
-def parse_when(value: Any) -> datetime | None:
-    """A timezone-aware UTC datetime from ISO 8601, RFC 822 or a time tuple; None if unknown.
-
-    A time without a zone is taken as UTC. A value that names an impossible
-    time (31 February, year 0) is unknown, not an error.
-    """
-    if value is None or value == "":
-        return None
-    try:
-        if isinstance(value, datetime):
-            dt = value
-        elif isinstance(value, tuple) or hasattr(value, "tm_year"):
-            dt = datetime(*tuple(value)[:6], tzinfo=timezone.utc)
-        else:
-            dt = _parse_date_text(str(value).strip())
-            if dt is None:
-                return None
-        if dt.tzinfo is None:
-            dt = dt.replace(tzinfo=timezone.utc)
-        return dt.astimezone(timezone.utc)
-    except (ValueError, OverflowError, TypeError):
-        return None
-
-
-def _parse_date_text(text: str) -> datetime | None:
-    try:
-        return datetime.fromisoformat(text)
-    except ValueError:
-        pass
-    try:
-        return email.utils.parsedate_to_datetime(text)
-    except (TypeError, ValueError, IndexError, OverflowError):
-        pass
-    parsed = feedparser.datetimes._parse_date(text)  # handles the many odd feed formats
-    return datetime(*parsed[:6], tzinfo=timezone.utc) if parsed else None
 
 
 def _stable_guid(*parts: str | None) -> str:

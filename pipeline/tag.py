@@ -6,8 +6,8 @@ Topics come from config. Each topic has:
 - ``strong``: terms that each add three times as much (names and phrases that
   mean the topic on their own: "export controls", "zero-day");
 - ``all``: groups of alternatives ("AI|model|LLM") that must each be found
-  in the title, or twice in the opening, or the topic is not given (to keep
-  "funding" to AI funding, say);
+  in the title or the body's first sentence, or twice in the opening, or the
+  topic is not given (to keep "funding" to AI funding, say);
 - ``none``: terms that veto the topic when found in the title;
 - ``min_score``: the score from which the topic is given (default ``tag.min_score``).
 
@@ -21,6 +21,10 @@ a time in the opening words counting double one further down, and at most
 two times' worth per term. So a phrase in the title of a one-line item can
 carry a topic, while one passing mention deep in a long article cannot.
 Every tag records the terms that matched; ``explain`` shows the whole sum.
+
+A roundup (kind ``digest``) is about each story it lists, so it also takes the
+topics of each story on its own: the parts of a title that joins them with
+semicolons, and the sections of its body.
 """
 
 from __future__ import annotations
@@ -44,6 +48,7 @@ LEDE_WORDS = 80  # the opening of a body, where a term says most about what the 
 LATER_HIT = 0.5  # what a term found after the opening is worth, against 1 in the opening
 MAX_BODY_HITS = 1.0  # the most a term adds from the body, in hits
 MAX_NGRAM = MAX_PHRASE_WORDS
+_FIRST_SENTENCE = re.compile(r".*?(?:[.!?](?=\s)|$)", re.S)
 
 class _Zone:
     """One part of an item (its title, the opening of its body, the rest), ready for lookups."""
@@ -71,6 +76,7 @@ class ItemText:
         self.title = _Zone(title)
         self.lede = _Zone(" ".join(words[:LEDE_WORDS]))
         self.rest = _Zone(" ".join(words[LEDE_WORDS:]))
+        self.first = _Zone(_FIRST_SENTENCE.match(self.lede.text).group(0))
 
     def grams(self) -> set[tuple[str, ...]]:
         """Every word group in the item, for finding which phrases it holds."""
@@ -80,9 +86,13 @@ class ItemText:
         return any(zone.count(term) for zone in (self.title, self.lede, self.rest))
 
     def opens_with(self, group: Iterable[Term]) -> bool:
-        """Whether the item says it is about one of these terms: in its title, or twice in its opening."""
+        """Whether the item says it is about one of these terms: in its title or its first sentence,
+        or twice in its opening."""
         group = list(group)
-        return any(self.title.count(t) for t in group) or sum(self.lede.count(t) for t in group) >= 2
+        return (
+            any(self.title.count(t) or self.first.count(t) for t in group)
+            or sum(self.lede.count(t) for t in group) >= 2
+        )
 
     def score(self, term: Term, cfg: TagConfig) -> tuple[float, str]:
         """What a term adds, and where it was found."""
@@ -159,13 +169,15 @@ class TopicExplanation:
     below_best: bool = False  # left out: far below the item's best topic
 
 
-def explain_topics(text: ItemText, topics: Iterable[CompiledTopic], cfg: TagConfig) -> list[TopicExplanation]:
+def explain_topics(text: ItemText, topics: Iterable[CompiledTopic], cfg: TagConfig,
+                   context: ItemText | None = None) -> list[TopicExplanation]:
     """Every topic's score for one item, and whether it is given.
 
     A topic is given when its score reaches its minimum, every ``all`` group is
-    found, no ``none`` term is in the title, and its score is at least
-    ``tag.relative`` times the best score the item has: a topic the item only
-    touches on, beside the one it is about, is left out.
+    found (in the item, or in ``context``: the roundup a story is part of), no
+    ``none`` term is in the title, and its score is at least ``tag.relative``
+    times the best score the item has: a topic the item only touches on, beside
+    the one it is about, is left out.
     """
     out = []
     present = text.grams()
@@ -179,7 +191,11 @@ def explain_topics(text: ItemText, topics: Iterable[CompiledTopic], cfg: TagConf
                 scored.append(TermScore(term.text, round(score, 3), where))
         total = round(sum(s.score for s in scored), 3)
         minimum = topic.rule.min_score if topic.rule.min_score is not None else cfg.min_score
-        missing = tuple("|".join(t.text for t in group) for group in topic.groups if not text.opens_with(group))
+        missing = tuple(
+            "|".join(t.text for t in group)
+            for group in topic.groups
+            if not text.opens_with(group) and not (context is not None and context.opens_with(group))
+        )
         vetoed = tuple(v.text for v in topic.vetoes if text.title.count(v))
         out.append(
             TopicExplanation(
@@ -199,10 +215,11 @@ def explain_topics(text: ItemText, topics: Iterable[CompiledTopic], cfg: TagConf
     ]
 
 
-def match_topics(title: str, body: str, topics: Iterable[CompiledTopic], cfg: TagConfig) -> tuple[TopicMatch, ...]:
+def match_topics(title: str, body: str, topics: Iterable[CompiledTopic], cfg: TagConfig,
+                 context: ItemText | None = None) -> tuple[TopicMatch, ...]:
     matches = [
         TopicMatch(e.topic_id, e.score, tuple(sorted(t.term for t in e.terms)))
-        for e in explain_topics(ItemText(title, body), topics, cfg)
+        for e in explain_topics(ItemText(title, body), topics, cfg, context)
         if e.given
     ]
     return tuple(sorted(matches, key=lambda m: (-m.score, m.topic_id)))
@@ -216,7 +233,10 @@ _RESEARCH = re.compile(
     r"research notes?|(?:a|the) study\b|we (?:study|find|show|propose)|findings from|replication)\b", re.I
 )
 _RESEARCH_URL = re.compile(r"arxiv\.|/abs/\d|/papers?/|preprint", re.I)
-_DIGEST = re.compile(r"\b(?:roundup|round-up|digest|this week in|weekly|newsletter|issue #?\d+|edition #?\d+)\b", re.I)
+_DIGEST = re.compile(
+    r"\b(?:roundup|round-up|digest|this week in|newsletter|issue #?\d+|edition #?\d+)\b"
+    r"|\bweekly\b(?:\s*[:#\u2014\u2013]|\s+(?:roundup|round-up|briefing|recap|review|edition)\b)", re.I
+)  # "weekly" names a roundup only as a masthead ("Interlock weekly:"), not in "weekly caps"
 _LIST_TITLE = re.compile(r";.+;|\s\|\s.+\s\|\s")  # "Chip rules tighten; Meridian ships weights; a patch"
 _GUIDE = re.compile(
     r"^\s*(?:how to|how do|a guide to|guide:|explainer|explained|what is|what are|what (?:it|this) means|"
@@ -330,8 +350,62 @@ def share_event_topics(store: Store, config: Config, event_ids: Iterable[str],
     return store.set_event_topics(shared, EVENT_NOTE)
 
 
+_MASTHEAD = re.compile(r"^[^:;]{2,60}?(?::|\s[\u2014\u2013-])\s+")  # "Policy Memo — ", "Gradient Ascent #121: "
+_TITLE_SEPARATOR = re.compile(r"\s*;\s*|\s+\|\s+")
+_SECTION_BREAK = re.compile(r"\n\s*\n|\n(?=\s*(?:[-*+]|\d+[.)])\s)")
+_BOLD_LEAD = re.compile(r"^\s*(?:[-*+]|\d+[.)])?\s*\*\*(.+?)\*\*[.:]?\s*(.*)$", re.S)
+
+
+def roundup_parts(title: str, body: str) -> list[tuple[str, str]]:
+    """The stories a roundup lists, each as a title and a body: the parts of a title that joins
+    them with semicolons (without the newsletter's name in front), and the sections of its body
+    (a bold lead, where there is one, read as the section's title)."""
+    parts: list[tuple[str, str]] = []
+    segments = _TITLE_SEPARATOR.split(title.strip())
+    if len(segments) >= 2:
+        segments[0] = _MASTHEAD.sub("", segments[0], count=1)
+        parts += [(s, "") for s in segments if s]
+    for section in _SECTION_BREAK.split(body.strip()):
+        section = section.strip()
+        if not section:
+            continue
+        lead = _BOLD_LEAD.match(section)
+        parts.append((lead.group(1).rstrip(".:"), lead.group(2)) if lead else ("", section))
+    return parts if len(parts) >= 2 else []
+
+
+def roundup_topics(title: str, body: str, topics: Iterable[CompiledTopic],
+                   cfg: TagConfig) -> list[tuple[str, tuple[TopicMatch, ...]]]:
+    """Each story a roundup lists (its title, or the opening of its text) with the topics it has
+    on its own. What the roundup as a whole says it is about (the ``all`` groups: "AI", say)
+    holds for each of its stories."""
+    topics = tuple(topics)
+    whole = ItemText(title, body)
+    out = []
+    for part_title, part_body in roundup_parts(title, body):
+        name = part_title or " ".join(part_body.split()[:8])
+        out.append((name, match_topics(part_title, part_body, topics, cfg, context=whole)))
+    return out
+
+
+def _merge(matches: Iterable[TopicMatch]) -> tuple[TopicMatch, ...]:
+    best: dict[str, TopicMatch] = {}
+    for m in matches:
+        if m.topic_id not in best or m.score > best[m.topic_id].score:
+            best[m.topic_id] = m
+    return tuple(sorted(best.values(), key=lambda m: (-m.score, m.topic_id)))
+
+
 def tag_item(item: StoredItem, topics: Iterable[CompiledTopic], cfg: TagConfig) -> ItemTags:
-    return ItemTags(item_id=item.id, kind=classify_kind(item), topics=match_topics(item.title, item.body, topics, cfg))
+    """An item's kind and topics. A roundup is about each story it lists, so its topics are also
+    those of each story on its own: beside a bigger story, a small one would fall below the
+    item's best topic."""
+    topics = tuple(topics)
+    kind = classify_kind(item)
+    found = match_topics(item.title, item.body, topics, cfg)
+    if kind == "digest":
+        found = _merge([*found, *(m for _, ms in roundup_topics(item.title, item.body, topics, cfg) for m in ms)])
+    return ItemTags(item_id=item.id, kind=kind, topics=found)
 
 
 def tag_step(store: Store, config: Config, now: datetime, *, retag: bool = False) -> StepResult:

@@ -56,12 +56,20 @@ def compile_term(text: str, weight: float = 1.0) -> Term:
     return Term(text, words=words, weight=weight)
 
 
+_DOUBLED_ESCAPE = re.compile(r"\\\\[bBdDwWsS]")  # "\\b": a backslash, then "b"
+
+
 def term_error(text: str) -> str | None:
     """Why a term from config cannot be used, or None."""
     try:
-        compile_term(text)
+        term = compile_term(text)
     except re.error as exc:
         return f"not a valid regular expression: {exc}"
     except ValueError as exc:
         return str(exc)
+    doubled = _DOUBLED_ESCAPE.search(text) if term.regex is not None else None
+    if doubled:
+        letter = doubled.group(0)[-1]
+        return (f"{doubled.group(0)} matches a backslash and then the letter {letter}: write \\{letter} once "
+                f"in a '...' string, twice in a \"...\" string")
     return None

@@ -7,7 +7,7 @@ import pytest
 
 from pipeline.config import TagConfig
 from pipeline.models import StoredItem, TopicRule
-from pipeline.tag import ItemText, classify_kind, compile_topics, explain_topics, match_topics
+from pipeline.tag import ItemText, classify_kind, compile_topics, explain_topics, match_topics, roundup_parts, tag_item
 from pipeline.terms import compile_term
 
 CFG = TagConfig(title_weight=2.0, body_weight=1.0, min_score=4.0, relative=0.35)
@@ -56,11 +56,36 @@ def test_none_terms_veto_a_topic_in_the_title():
 def test_all_groups_must_each_be_found():
     assert _topics("Tennis startup lands funding") == []
     assert _topics("AI startup lands funding") == ["business"]
+    # ...in the title, in the body's first sentence, or twice in its opening
+    assert _topics("Perch lands funding", "Perch, an AI answer engine, said so. More later.") == ["business"]
+    assert _topics("Perch lands funding", "Perch said so. Its rival uses AI.") == []
+    assert _topics("Perch lands funding", "Perch said so. Its rival uses AI. A model, too.") == ["business"]
 
 
 def test_a_side_topic_far_below_the_main_one_is_left_out():
     body = "Model weights, open-weight, licence, weights. " * 3 + "A deal was mentioned."
     assert _topics("Open-weight model weights released under a new licence in an AI deal", body) == ["open-weight"]
+
+
+def test_a_roundup_has_the_topics_of_each_story_it_lists():
+    title = "The AI Brief #12: export controls widen after a court ruling; a startup lands funding; H200 shipments"
+    body = "**Export controls.** The court ruling, in detail.\n\n- **Money:** An AI deal."
+    assert roundup_parts(title, body) == [
+        ("export controls widen after a court ruling", ""), ("a startup lands funding", ""), ("H200 shipments", ""),
+        ("Export controls", "The court ruling, in detail."), ("Money", "An AI deal."),
+    ]
+    cfg = replace(CFG, relative=0.6)
+    # beside the main story the small ones fall below the item's best score; each alone carries its
+    # topic, and what the roundup says it is about ("AI", for business) holds for each of its stories
+    assert _topics("A startup lands funding") == []
+    assert [m.topic_id for m in match_topics(title, body, TOPICS, cfg)] == ["policy"]
+    digest = _item(title, source_kind="digest", body=body)
+    assert sorted(m.topic_id for m in tag_item(digest, TOPICS, cfg).topics) == ["business", "compute", "policy"]
+    # an item that is not a roundup is tagged as a whole
+    single = _item("Export controls widen after a court ruling and H200 shipments", body=body)
+    assert [m.topic_id for m in tag_item(single, TOPICS, cfg).topics] == ["policy"]
+    # a title without a list and a body of one paragraph is not split
+    assert roundup_parts("The Brief #12: export controls", "One story only.") == []
 
 
 def test_matches_record_their_terms_and_explanations_give_the_sum():
@@ -78,7 +103,7 @@ def test_matches_record_their_terms_and_explanations_give_the_sum():
     assert not explained["business"].given and explained["business"].missing_groups == ("AI|model",)
 
 
-@pytest.mark.parametrize("bad", ["/[unclosed/", "   ", "one two three four five six"])
+@pytest.mark.parametrize("bad", ["/[unclosed/", "   ", "one two three four five six", "/\\\\bchief officer\\\\b/"])
 def test_unusable_terms_are_refused(bad: str) -> None:
     from pipeline.terms import term_error
 
@@ -101,6 +126,8 @@ def test_kind_from_cues_then_source_default():
     assert classify_kind(_item("Anything")) == "news"
     assert classify_kind(replace(_item("This week in chips: issue 12"))) == "digest"
     assert classify_kind(_item("Chip rules tighten; Meridian ships weights; a patch for Nomad")) == "digest"
+    assert classify_kind(_item("Interlock weekly: two patches")) == "digest"
+    assert classify_kind(_item("Claude Max gets weekly limits")) == "news"  # "weekly" only names a roundup as a masthead
 
 
 def test_a_roundup_and_its_stories_have_their_own_kinds():

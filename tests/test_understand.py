@@ -1,8 +1,8 @@
 """How well items are understood: topics, kinds and events, measured on labelled sets and real feeds.
 
 tests/data/understand/ holds items labelled by hand (see its README): the rules in config.toml were
-written against dev.jsonl and dev2.jsonl; test.jsonl only measures them, and the thresholds hold on
-it. Each test prints its figures.
+written against the development sets (dev*.jsonl); test.jsonl only measures them, and the thresholds
+hold on it. Each test prints its figures.
 """
 
 from __future__ import annotations
