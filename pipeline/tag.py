@@ -354,23 +354,34 @@ _MASTHEAD = re.compile(r"^[^:;]{2,60}?(?::|\s[\u2014\u2013-])\s+")  # "Policy Me
 _TITLE_SEPARATOR = re.compile(r"\s*;\s*|\s+\|\s+")
 _SECTION_BREAK = re.compile(r"\n\s*\n|\n(?=\s*(?:[-*+]|\d+[.)])\s)")
 _BOLD_LEAD = re.compile(r"^\s*(?:[-*+]|\d+[.)])?\s*\*\*(.+?)\*\*[.:]?\s*(.*)$", re.S)
+_HEADING = re.compile(r"^#{1,6}[ \t]+(.+?)[ \t#]*$", re.M)
+
+
+def _sections(body: str) -> list[tuple[str, str]]:
+    """A roundup body's stories: under each heading when it has headings (a section's paragraphs
+    are one story), otherwise each paragraph or list item, a bold lead read as its title."""
+    headings = list(_HEADING.finditer(body))
+    if len(headings) >= 2:
+        ends = [h.start() for h in headings[1:]] + [len(body)]
+        return [(h.group(1).strip(), body[h.end():end].strip()) for h, end in zip(headings, ends)]
+    out = []
+    for section in _SECTION_BREAK.split(body.strip()):
+        section = section.strip()
+        if section:
+            lead = _BOLD_LEAD.match(section)
+            out.append((lead.group(1).rstrip(".:"), lead.group(2)) if lead else ("", section))
+    return out
 
 
 def roundup_parts(title: str, body: str) -> list[tuple[str, str]]:
     """The stories a roundup lists, each as a title and a body: the parts of a title that joins
-    them with semicolons (without the newsletter's name in front), and the sections of its body
-    (a bold lead, where there is one, read as the section's title)."""
+    them with semicolons (without the newsletter's name in front), and the sections of its body."""
     parts: list[tuple[str, str]] = []
     segments = _TITLE_SEPARATOR.split(title.strip())
     if len(segments) >= 2:
         segments[0] = _MASTHEAD.sub("", segments[0], count=1)
         parts += [(s, "") for s in segments if s]
-    for section in _SECTION_BREAK.split(body.strip()):
-        section = section.strip()
-        if not section:
-            continue
-        lead = _BOLD_LEAD.match(section)
-        parts.append((lead.group(1).rstrip(".:"), lead.group(2)) if lead else ("", section))
+    parts += [(t, b) for t, b in _sections(body) if words_of(t + " " + b)]
     return parts if len(parts) >= 2 else []
 
 

@@ -260,5 +260,13 @@ def test_explain_shows_why_an_item_has_its_topics(seeded, cli):
     assert "+ 3  'open-weight' (opening x1, later x1)" in out  # the term, what it added, where it was found
     by_url = cli("explain", item["url"], config=config)
     assert by_url.code == 0 and by_url.out == out
+    roundup = next(r for r in rows.values() if r["kind"] == "digest" and r["title"].startswith("The Compute Brief"))
+    explained = cli("explain", roundup["id"], config=config)
+    assert explained.code == 0, explained.err
+    stories = explained.out.split("A roundup also has the topics of each story it lists")[1]
+    jobs = next(ln for ln in stories.splitlines() if "Jobs: the electrician gap" in ln)
+    assert "business (" in jobs  # one story's topic, given by its own terms
+    stored = {r["id"] for r in _items(cli, config, "--topic", "business")}
+    assert roundup["id"] in stored  # and the roundup has it
     missing = cli("explain", "no-such-item", config=config)
     assert missing.code == 1 and missing.err.startswith("Error: no-such-item: no such item")

@@ -86,6 +86,12 @@ def test_a_roundup_has_the_topics_of_each_story_it_lists():
     assert [m.topic_id for m in tag_item(single, TOPICS, cfg).topics] == ["policy"]
     # a title without a list and a body of one paragraph is not split
     assert roundup_parts("The Brief #12: export controls", "One story only.") == []
+    # a body with headings: each heading and the paragraphs under it are one story; what comes
+    # before the first heading (the masthead, a greeting) is none
+    headed = "Hello readers.\n\n## Export controls\n\nA court ruled.\n\nMore on it.\n\n## H200 shipments\n\nThey resume."
+    assert roundup_parts("The Brief #12", headed) == [
+        ("Export controls", "A court ruled.\n\nMore on it."), ("H200 shipments", "They resume."),
+    ]
 
 
 def test_matches_record_their_terms_and_explanations_give_the_sum():
