@@ -30,8 +30,9 @@ from .when import parse_when
 
 
 class _Stage:
-    """A stage module, imported when a command first uses it: `pipeline search` or `items` need
-    not load the feed, HTML and rendering libraries, which take most of a second to import."""
+    """A module imported when a command first uses it: `pipeline search` or `items` need not load
+    the feed, HTML and rendering libraries (most of a second to import), nor any command but
+    `schedule` and `status` APScheduler."""
 
     def __init__(self, name: str):
         self._name = name
@@ -41,10 +42,15 @@ class _Stage:
 
 
 cluster_mod = _Stage(".cluster")
+deliver_mod = _Stage(".deliver")
 digest_mod = _Stage(".digest")
 fetch_mod = _Stage(".fetch")
 imap_mod = _Stage(".imap")
 ingest_mod = _Stage(".ingest")
+schedule_mod = _Stage(".schedule")
+search_mod = _Stage(".search")
+sources_mod = _Stage(".sources")
+summarizer_mod = _Stage(".summarizer")
 tag_mod = _Stage(".tag")
 
 EXIT_ERROR = 1
@@ -223,9 +229,7 @@ def run(state: State) -> None:
             return results
         results.append(tag_mod.tag_step(store, config, now))
         results.append(cluster_mod.cluster_step(store, config, now))
-        from .summarizer import Summarizer
-
-        with Summarizer.from_config(config.summarize, store, now=now) as summarizer:  # one budget per run
+        with summarizer_mod.Summarizer.from_config(config.summarize, store, now=now) as summarizer:  # one budget per run
             for period in config.digest.periods:
                 results.append(digest_mod.digest_step(store, config, now, period=period, summarizer=summarizer))
         return results
@@ -388,8 +392,6 @@ def deliver(state: State, period: str | None, date_text: str | None, resend_unkn
     not mailed; the first delivery after it ends mails it. The password is
     read from the environment variable named by digest.email.password_env.
     """
-    from . import deliver as deliver_mod
-
     ids: list[str] | None = None
     if date_text:
         which = period or ("weekly" if "-W" in date_text else "daily")
@@ -459,8 +461,6 @@ def status(state: State) -> None:
     for r in runs:
         problems = f", {len(r['problems'])} problem(s)" if r["problems"] else ""
         click.echo(f"  #{r['id']:<4}{r['command']:<15}{r['started']}  {r['status']}{problems}")
-    from . import schedule as schedule_mod  # apscheduler only loads for the commands that need it
-
     with state.open_store() as store:
         lines = schedule_mod.status_lines(store, state.config, state.now)
     click.echo("\nSchedule:")
@@ -520,8 +520,6 @@ def explain(state: State, item_id: str) -> None:
     The topics are worked out again from the rules in config.toml, so after
     changing them this shows what `pipeline tag --retag` would give.
     """
-    from .tag import ItemText, compile_topics, explain_kind, explain_topics, roundup_topics
-
     config = state.config
     with state.open_store() as store:
         found = store.items(ids=[item_id]) or store.items_by_url(item_id)
@@ -531,7 +529,7 @@ def explain(state: State, item_id: str) -> None:
         stored = {t["topic_id"]: t for t in store.item_topic_terms(item.id)}
     click.echo(f"{item.id}  {item.title}")
     click.echo(f"  source: {item.source_name} (tier {item.tier})   url: {item.url or '-'}")
-    kind, why = explain_kind(item)
+    kind, why = tag_mod.explain_kind(item)
     click.echo(f"  kind: {kind} ({why})")
     click.echo(f"  event: {item.event_id or 'not clustered yet'}")
     from_rules = [t for t, row in stored.items() if row["score"] > 0]
@@ -540,8 +538,9 @@ def explain(state: State, item_id: str) -> None:
                + (f"; from its event: {', '.join(from_event)} (most of the event's other items have them)"
                   if from_event else ""))
     click.echo("\nTopics by the rules in config.toml:")
-    topics = compile_topics(config.topics)
-    for e in explain_topics(ItemText(item.title, item.body), topics, config.tag):
+    topics = tag_mod.compile_topics(config.topics)
+    text = tag_mod.ItemText(item.title, item.body)
+    for e in tag_mod.explain_topics(text, topics, config.tag):
         mark = "yes" if e.given else "no "
         click.echo(f"  {mark} {e.topic_id:<16} score {e.score:g} of {e.min_score:g} needed")
         for t in e.terms:
@@ -553,7 +552,7 @@ def explain(state: State, item_id: str) -> None:
         if e.below_best:
             click.echo(f"        left out: below {config.tag.relative:g} of the item's best topic score")
     if kind == "digest":
-        parts = roundup_topics(item.title, item.body, topics, config.tag)
+        parts = tag_mod.roundup_topics(item.title, item.body, topics, config.tag, whole=text)
         if parts:
             click.echo("\nA roundup also has the topics of each story it lists, tagged on its own:")
         for name, matches in parts:
@@ -582,8 +581,6 @@ def search(state: State, query: tuple[str, ...], raw: bool, topic: str | None, s
     Title matches rank above body matches. Items not yet in the search index
     (ingested since the last tag run) are indexed first.
     """
-    from . import search as search_mod
-
     since_dt = _time_option(since, "--since")
     text = " ".join(query)
     with state.open_store() as store:
@@ -697,12 +694,10 @@ def sources_remove(state: State, source_id: str) -> None:
 @pass_state
 def sources_import(state: State, file: Path) -> None:
     """Follow every feed of an OPML file (with its categories, and tier and kind attributes)."""
-    from .sources import OpmlError, read_opml
-
     config = state.config
     try:
-        listed = read_opml(file.read_bytes(), default_tier=config.default_tier)
-    except (OSError, OpmlError) as exc:
+        listed = sources_mod.read_opml(file.read_bytes(), default_tier=config.default_tier)
+    except (OSError, sources_mod.OpmlError) as exc:
         raise PipelineError(f"{file}: {exc}") from None
     with state.open_store() as store:
         added, present = fetch_mod.import_sources(store, config, listed)
@@ -715,11 +710,9 @@ def sources_import(state: State, file: Path) -> None:
 @pass_state
 def sources_export(state: State, output: Path | None) -> None:
     """Write every followed feed as OPML 2.0 (categories as folders, tier and kind as attributes)."""
-    from .sources import write_opml
-
     with state.open_store() as store:
         subscribed, _ = fetch_mod.followed_sources(state.config, store)  # at their current address
-    data = write_opml(subscribed)
+    data = sources_mod.write_opml(subscribed)
     if output is None:
         click.echo(data.decode("utf-8"), nl=False)
         return
@@ -741,8 +734,6 @@ def schedule(state: State, list_only: bool) -> None:
     SIGTERM or Ctrl-C after the running job finishes its current input (a second signal stops at
     once).
     """
-    from . import schedule as schedule_mod  # the only module that imports apscheduler
-
     config = state.config
     try:
         specs = schedule_mod.job_specs(config, start=state.now)

@@ -288,6 +288,25 @@ def _sections(blocks: list[_Block], level: int) -> list[tuple[_Block | None, lis
     return out
 
 
+def sections(markdown: str) -> list[tuple[str, str]]:
+    """A roundup body's parts as (title, text), to read each story on its own: what stands under
+    each heading when there are two or more (before the first one: a masthead, a greeting, left
+    out), otherwise each paragraph and list item, a bold lead-in read as its title."""
+    blocks = _blocks(markdown)
+    if sum(b.kind == "heading" for b in blocks) >= 2:
+        return [
+            (head.text, "\n\n".join(b.text for b in under if b.text))
+            for head, under in _sections(blocks, 7)  # every heading, of any level
+            if head is not None
+        ]
+    out = []
+    for b in blocks:
+        if b.kind in ("para", "item"):
+            lead = _BOLD_LEAD.match(b.text)
+            out.append((_clean_title(lead.group(1)), lead.group(2).strip()) if lead else ("", b.text))
+    return out
+
+
 def _by_rules(blocks: list[_Block]) -> list[list[_Block]]:
     out: list[list[_Block]] = [[]]
     for b in blocks:

@@ -38,6 +38,7 @@ from datetime import datetime
 
 from .config import Config, TagConfig
 from .models import ItemTags, StepResult, StoredItem, TopicMatch, TopicRule
+from .roundup import sections
 from .store import Store
 from .terms import MAX_PHRASE_WORDS, Term, compile_term, plain_text, words_of
 
@@ -217,9 +218,14 @@ def explain_topics(text: ItemText, topics: Iterable[CompiledTopic], cfg: TagConf
 
 def match_topics(title: str, body: str, topics: Iterable[CompiledTopic], cfg: TagConfig,
                  context: ItemText | None = None) -> tuple[TopicMatch, ...]:
+    return _matches(ItemText(title, body), topics, cfg, context)
+
+
+def _matches(text: ItemText, topics: Iterable[CompiledTopic], cfg: TagConfig,
+             context: ItemText | None = None) -> tuple[TopicMatch, ...]:
     matches = [
         TopicMatch(e.topic_id, e.score, tuple(sorted(t.term for t in e.terms)))
-        for e in explain_topics(ItemText(title, body), topics, cfg, context)
+        for e in explain_topics(text, topics, cfg, context)
         if e.given
     ]
     return tuple(sorted(matches, key=lambda m: (-m.score, m.topic_id)))
@@ -352,25 +358,6 @@ def share_event_topics(store: Store, config: Config, event_ids: Iterable[str],
 
 _MASTHEAD = re.compile(r"^[^:;]{2,60}?(?::|\s[\u2014\u2013-])\s+")  # "Policy Memo — ", "Gradient Ascent #121: "
 _TITLE_SEPARATOR = re.compile(r"\s*;\s*|\s+\|\s+")
-_SECTION_BREAK = re.compile(r"\n\s*\n|\n(?=\s*(?:[-*+]|\d+[.)])\s)")
-_BOLD_LEAD = re.compile(r"^\s*(?:[-*+]|\d+[.)])?\s*\*\*(.+?)\*\*[.:]?\s*(.*)$", re.S)
-_HEADING = re.compile(r"^#{1,6}[ \t]+(.+?)[ \t#]*$", re.M)
-
-
-def _sections(body: str) -> list[tuple[str, str]]:
-    """A roundup body's stories: under each heading when it has headings (a section's paragraphs
-    are one story), otherwise each paragraph or list item, a bold lead read as its title."""
-    headings = list(_HEADING.finditer(body))
-    if len(headings) >= 2:
-        ends = [h.start() for h in headings[1:]] + [len(body)]
-        return [(h.group(1).strip(), body[h.end():end].strip()) for h, end in zip(headings, ends)]
-    out = []
-    for section in _SECTION_BREAK.split(body.strip()):
-        section = section.strip()
-        if section:
-            lead = _BOLD_LEAD.match(section)
-            out.append((lead.group(1).rstrip(".:"), lead.group(2)) if lead else ("", section))
-    return out
 
 
 def roundup_parts(title: str, body: str) -> list[tuple[str, str]]:
@@ -381,17 +368,17 @@ def roundup_parts(title: str, body: str) -> list[tuple[str, str]]:
     if len(segments) >= 2:
         segments[0] = _MASTHEAD.sub("", segments[0], count=1)
         parts += [(s, "") for s in segments if s]
-    parts += [(t, b) for t, b in _sections(body) if words_of(t + " " + b)]
+    parts += [(t, b) for t, b in sections(body) if words_of(t + " " + b)]
     return parts if len(parts) >= 2 else []
 
 
-def roundup_topics(title: str, body: str, topics: Iterable[CompiledTopic],
-                   cfg: TagConfig) -> list[tuple[str, tuple[TopicMatch, ...]]]:
+def roundup_topics(title: str, body: str, topics: Iterable[CompiledTopic], cfg: TagConfig,
+                   whole: ItemText | None = None) -> list[tuple[str, tuple[TopicMatch, ...]]]:
     """Each story a roundup lists (its title, or the opening of its text) with the topics it has
-    on its own. What the roundup as a whole says it is about (the ``all`` groups: "AI", say)
-    holds for each of its stories."""
+    on its own. What the roundup as a whole (``whole``: its text, when the caller has it) says it
+    is about (the ``all`` groups: "AI", say) holds for each of its stories."""
     topics = tuple(topics)
-    whole = ItemText(title, body)
+    whole = whole if whole is not None else ItemText(title, body)
     out = []
     for part_title, part_body in roundup_parts(title, body):
         name = part_title or " ".join(part_body.split()[:8])
@@ -413,9 +400,11 @@ def tag_item(item: StoredItem, topics: Iterable[CompiledTopic], cfg: TagConfig) 
     item's best topic."""
     topics = tuple(topics)
     kind = classify_kind(item)
-    found = match_topics(item.title, item.body, topics, cfg)
+    text = ItemText(item.title, item.body)
+    found = _matches(text, topics, cfg)
     if kind == "digest":
-        found = _merge([*found, *(m for _, ms in roundup_topics(item.title, item.body, topics, cfg) for m in ms)])
+        stories = roundup_topics(item.title, item.body, topics, cfg, whole=text)
+        found = _merge([*found, *(m for _, ms in stories for m in ms)])
     return ItemTags(item_id=item.id, kind=kind, topics=found)
 
 
