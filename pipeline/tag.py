@@ -34,6 +34,7 @@ import re
 from collections import Counter
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
+from functools import cached_property
 from datetime import datetime
 
 from .config import Config, TagConfig
@@ -77,7 +78,11 @@ class ItemText:
         self.title = _Zone(title)
         self.lede = _Zone(" ".join(words[:LEDE_WORDS]))
         self.rest = _Zone(" ".join(words[LEDE_WORDS:]))
-        self.first = _Zone(_FIRST_SENTENCE.match(self.lede.text).group(0))
+
+    @cached_property
+    def first(self) -> _Zone:
+        """The opening sentence, read only when an ``all`` group is not in the title."""
+        return _Zone(_FIRST_SENTENCE.match(self.lede.text).group(0))
 
     def grams(self) -> set[tuple[str, ...]]:
         """Every word group in the item, for finding which phrases it holds."""
@@ -91,7 +96,8 @@ class ItemText:
         or twice in its opening."""
         group = list(group)
         return (
-            any(self.title.count(t) or self.first.count(t) for t in group)
+            any(self.title.count(t) for t in group)
+            or any(self.first.count(t) for t in group)
             or sum(self.lede.count(t) for t in group) >= 2
         )
 
